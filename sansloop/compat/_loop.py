@@ -1,0 +1,616 @@
+"""``sansloop.EventLoop``: asyncio's ``AbstractEventLoop`` on one core and one driver.
+
+The loop composes a :class:`sansloop.core.Scheduler` (what runs when) with a driver (the
+clock, the waiting, the OS objects).  Futures and tasks are asyncio's own and handles are
+``asyncio.Handle``/``asyncio.TimerHandle`` instances, so code that inspects them keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time as _time
+import warnings
+import weakref
+from asyncio import events as _events
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from ..core import LoopEvent, LoopState, Scheduler, next_state
+from ..drivers import Driver, SelectorDriver
+from ._errors import ExceptionHandler, call_handler, log_context
+from ._unimplemented import UNIMPLEMENTED
+
+__all__ = ["EventLoop"]
+
+_T = TypeVar("_T")
+
+logger = logging.getLogger("asyncio")
+
+_Handle = asyncio.Handle
+_TimerHandle = asyncio.TimerHandle
+# Later 3.12/3.13 releases give call_soon_threadsafe a handle whose cancel() is thread-safe.
+_ThreadsafeHandle: type[asyncio.Handle] = getattr(_events, "_ThreadSafeHandle", asyncio.Handle)
+_get_running_loop = _events._get_running_loop
+_set_running_loop = _events._set_running_loop
+
+_IDLE = LoopState.IDLE
+_RUNNING = LoopState.RUNNING
+_STOPPING = LoopState.STOPPING
+_CLOSED = LoopState.CLOSED
+
+#: How deep coroutine origins are tracked in debug mode (asyncio's DEBUG_STACK_DEPTH).
+_DEBUG_STACK_DEPTH = 10
+
+
+def _debug_from_environment() -> bool:
+    """asyncio's default debug setting: ``-X dev`` or ``PYTHONASYNCIODEBUG``."""
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    )
+
+
+def _is_coroutine_like(func: object) -> bool:
+    return asyncio.iscoroutine(func) or inspect.iscoroutinefunction(func)
+
+
+def _check_callback(callback: object, method: str) -> None:
+    if _is_coroutine_like(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+
+def _describe_handle(handle: asyncio.Handle) -> str:
+    owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+    return repr(owner) if isinstance(owner, asyncio.Task) else str(handle)
+
+
+def _stop_when_done(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The exception will reach the caller of run_until_complete() through the
+            # task itself; stopping now would hide it behind "stopped before completed".
+            return
+    fut.get_loop().stop()
+
+
+def _make_driver(driver: Driver | str | None) -> Driver:
+    if driver is None or driver == "selectors":
+        return SelectorDriver()
+    if isinstance(driver, str):
+        raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors'")
+    return driver
+
+
+class EventLoop(asyncio.AbstractEventLoop):
+    """An asyncio event loop: sansloop's core, run by a driver."""
+
+    def __init__(self, driver: Driver | str | None = None) -> None:
+        self._state = _CLOSED  # until the driver exists, so __del__ has nothing to close
+        self._driver = _make_driver(driver)
+        self._core = Scheduler(self._driver.clock_resolution)
+        self._state = _IDLE
+        self._push_ready = self._core.push_ready
+        self._clock: Callable[[], float] = (
+            self._driver.time if type(self).time is EventLoop.time else self.time
+        )
+        self._wait = self._driver.wait
+        self._thread_id: int | None = None
+        self._debug = False
+        self._runner: Callable[[Any], None] | None = None
+        self.slow_callback_duration = 0.1
+        self._current_handle: asyncio.Handle | None = None
+        self._exception_handler: ExceptionHandler | None = None
+        self._task_factory: Any = None
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._old_agen_hooks: Any = None
+        self._origin_tracking = False
+        self._saved_origin_depth = 0
+        self._signal_handlers: dict[int, asyncio.Handle] = {}
+        self.set_debug(_debug_from_environment())
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    # -- running and stopping --------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Run until :meth:`stop` is called."""
+        self._run_forever_setup()
+        try:
+            run_once = self._run_once
+            while True:
+                run_once()
+                if self._state is _STOPPING:
+                    break
+        finally:
+            self._run_forever_cleanup()
+
+    def run_until_complete(self, future: Awaitable[_T]) -> _T:
+        """Run until ``future`` is done; return its result or raise its exception."""
+        self._check_closed()
+        self._check_running()
+        new_task = not asyncio.isfuture(future)
+        fut = asyncio.ensure_future(future, loop=self)
+        if new_task:
+            # An exception reaches the caller if the task did not finish, so the
+            # "Task was destroyed but it is pending" log would only be noise.
+            fut._log_destroy_pending = False  # type: ignore[attr-defined]
+        fut.add_done_callback(_stop_when_done)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and fut.done() and not fut.cancelled():
+                # The coroutine raised a BaseException the caller is about to see; mark it
+                # retrieved so the task does not log it again.
+                fut.exception()
+            raise
+        finally:
+            fut.remove_done_callback(_stop_when_done)
+        if not fut.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return fut.result()
+
+    def stop(self) -> None:
+        """Stop after the current iteration; callbacks already queued still run."""
+        self._state = next_state(self._state, LoopEvent.STOP)
+
+    def is_running(self) -> bool:
+        return self._state.is_running
+
+    def is_closed(self) -> bool:
+        return self._state is _CLOSED
+
+    def close(self) -> None:
+        """Close the loop: drop queued callbacks, release the driver, stop the executor."""
+        if self._state is _CLOSED:
+            return
+        self._state = next_state(self._state, LoopEvent.CLOSE)
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._close_signal_handlers()
+        self._core.clear()
+        self._driver.close()
+        self._executor_shutdown_called = True
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_state", _CLOSED) is not _CLOSED:
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    def _check_closed(self) -> None:
+        if self._state is _CLOSED:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self._state.is_running:
+            raise RuntimeError("This event loop is already running")
+        if _get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def _run_forever_setup(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._state = next_state(self._state, LoopEvent.RUN)
+        self._set_origin_tracking(self._debug)
+        self._thread_id = threading.get_ident()
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        _set_running_loop(self)
+
+    def _run_forever_cleanup(self) -> None:
+        if self._state.is_running:
+            self._state = next_state(self._state, LoopEvent.FINISH)
+        self._thread_id = None
+        _set_running_loop(None)
+        self._set_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    def _run_once(self) -> None:
+        """One iteration: wait for I/O (or not at all), then run one batch."""
+        core = self._core
+        timeout = core.timeout(self._clock(), self._state is _STOPPING)
+        if timeout == 0.0:
+            self._wait(0.0)
+        else:
+            inbox = core.inbox
+            if inbox.begin_sleep():
+                try:
+                    self._wait(timeout)
+                finally:
+                    inbox.end_sleep()
+            else:
+                self._wait(0.0)
+        core.run_ready(self._clock(), self._runner)
+
+    def _run_debug(self, handle: asyncio.Handle) -> None:
+        """Run one callback, warning when it hogs the loop (debug mode)."""
+        self._current_handle = handle
+        try:
+            start = self.time()
+            handle._run()
+            took = self.time() - start
+            if took >= self.slow_callback_duration:
+                logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), took)
+        finally:
+            self._current_handle = None
+
+    # -- time and callbacks ---------------------------------------------------------------
+
+    def time(self) -> float:
+        """The loop's clock: the driver's (``time.monotonic`` for the selectors driver)."""
+        return self._driver.time()
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Run ``callback(*args)`` in a later iteration, in FIFO order."""
+        if self._state is _CLOSED:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_soon")
+        handle = _Handle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
+        self._push_ready(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """Run ``callback(*args)`` ``delay`` seconds from now."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self._clock() + delay, callback, *args, context=context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """Run ``callback(*args)`` when :meth:`time` reaches ``when``."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._state is _CLOSED:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_at")
+        timer = _TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        self._core.push_timer(timer)
+        return timer
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Like :meth:`call_soon`, callable from any thread (or a signal handler)."""
+        if self._state is _CLOSED:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            _check_callback(callback, "call_soon_threadsafe")
+        handle = _ThreadsafeHandle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
+        if self._core.inbox.post(handle):
+            self._driver.wakeup()
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # Called by asyncio.TimerHandle.cancel().
+        self._core.timer_cancelled(handle)  # type: ignore[arg-type]
+
+    def _write_to_self(self) -> None:
+        """Wake the loop up (kept under asyncio's name for code that calls it)."""
+        self._driver.wakeup()
+
+    def _check_thread(self) -> None:
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    # -- futures and tasks ----------------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[_T]:
+        """Wrap ``coro`` in a task (or whatever the task factory makes)."""
+        self._check_closed()
+        if self._task_factory is None:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:  # type: ignore[attr-defined]
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
+            return task
+        if context is None:
+            task = self._task_factory(self, coro)
+        else:
+            task = self._task_factory(self, coro, context=context)
+        if name is not None:
+            task.set_name(name)
+        return task  # type: ignore[no-any-return]
+
+    def set_task_factory(self, factory: Any) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    # -- executors ------------------------------------------------------------------------
+
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
+    ) -> asyncio.Future[_T]:
+        """Run ``func(*args)`` in ``executor`` (None: the default thread pool)."""
+        self._check_closed()
+        if self._debug:
+            _check_callback(func, "run_in_executor")
+        if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if self._default_executor is None:
+                self._default_executor = concurrent.futures.ThreadPoolExecutor(
+                    thread_name_prefix="asyncio"
+                )
+            executor = self._default_executor
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Join the default executor's threads without blocking the loop."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+        thread = threading.Thread(target=self._join_executor, args=(executor, done))
+        thread.start()
+        try:
+            async with asyncio.timeout(timeout):
+                await done
+        except TimeoutError:
+            warnings.warn(
+                f"The executor did not finishing joining its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _join_executor(
+        self, executor: concurrent.futures.ThreadPoolExecutor, done: asyncio.Future[None]
+    ) -> None:
+        try:
+            executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_result_unless_cancelled, done, None)
+        except Exception as exc:
+            if not self.is_closed() and not done.cancelled():
+                self.call_soon_threadsafe(done.set_exception, exc)
+
+    # -- async generators -----------------------------------------------------------------
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                "loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every asynchronous generator still alive on this loop."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[agen.aclose() for agen in closing], return_exceptions=True)
+        for result, agen in zip(results, closing, strict=True):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": "an error occurred during closing of asynchronous "
+                        f"generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def get_exception_handler(self) -> ExceptionHandler | None:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log ``context`` (with where the failing handle was created, in debug mode)."""
+        log_context(context, self._current_handle)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Hand ``context`` to the exception handler; errors inside it are logged."""
+        call_handler(self, self._exception_handler, context)
+
+    # -- debug mode -----------------------------------------------------------------------
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+        self._runner = self._run_debug if enabled else None
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_origin_tracking, enabled)
+
+    def _set_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == self._origin_tracking:
+            return
+        if enabled:
+            self._saved_origin_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._saved_origin_depth)
+        self._origin_tracking = bool(enabled)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` in the loop whenever signal ``sig`` arrives."""
+        if _is_coroutine_like(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        self._check_closed()
+        add_signal = getattr(self._driver, "add_signal", None)
+        if add_signal is None:
+            raise NotImplementedError(
+                f"the {type(self._driver).__name__} driver cannot route signals"
+            )
+        handle = _Handle(callback, args, self, None)
+        previous = self._signal_handlers.get(sig)
+        self._signal_handlers[sig] = handle
+        try:
+            add_signal(sig, self._deliver_signal)
+        except BaseException:
+            if previous is None:
+                del self._signal_handlers[sig]
+            else:
+                self._signal_handlers[sig] = previous
+            raise
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Stop watching ``sig``; return whether a handler was registered."""
+        _check_signal(sig)
+        if self._signal_handlers.pop(sig, None) is None:
+            return False
+        self._driver.remove_signal(sig)  # type: ignore[attr-defined]
+        return True
+
+    def _deliver_signal(self, sig: int) -> None:
+        # Runs in the main thread, between two bytecodes of whatever was running.
+        handle = self._signal_handlers.get(sig)
+        if handle is not None and not handle._cancelled:  # type: ignore[attr-defined]
+            if self._core.inbox.post(handle):
+                self._driver.wakeup()
+
+    def _close_signal_handlers(self) -> None:
+        if not self._signal_handlers:
+            return
+        if sys.is_finalizing():
+            warnings.warn(
+                f"Closing the loop {self!r} on interpreter shutdown stage, skipping signal "
+                "handlers removal",
+                ResourceWarning,
+                source=self,
+            )
+            self._signal_handlers.clear()
+            return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+
+    # -- name resolution (runs in the default executor, as asyncio does) ------------------
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:
+        if self._debug:
+            func: Callable[..., list[Any]] = self._getaddrinfo_logged
+        else:
+            func = socket.getaddrinfo
+        return await self.run_in_executor(None, func, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+
+    def _getaddrinfo_logged(self, *args: Any) -> list[Any]:
+        started = _time.monotonic()
+        result = socket.getaddrinfo(*args)
+        took = _time.monotonic() - started
+        log = logger.info if took >= self.slow_callback_duration else logger.debug
+        log("Getting address info %r took %.3f ms: %r", args, took * 1e3, result)
+        return result
+
+
+
+# The I/O methods whose features have not landed: each raises a clear NotImplementedError.
+for _name, _method in UNIMPLEMENTED.items():
+    setattr(EventLoop, _name, _method)
+del _name, _method
+
+
+def _check_signal(sig: object) -> None:
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
+
+
+def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)

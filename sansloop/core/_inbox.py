@@ -1,0 +1,60 @@
+"""The thread-safe inbox: how other threads and signal handlers hand work to the loop.
+
+Any thread may ``post``; only the loop drains.  ``collections.deque`` append and popleft are
+atomic, so no lock is needed.  The inbox also decides when the driver must be woken, with a
+Dekker-style handshake that avoids a wake-up system call whenever the loop is not asleep:
+
+* the poster appends, *then* reads ``sleeping``;
+* the loop sets ``sleeping``, *then* re-reads the queue before it blocks.
+
+Either the poster sees ``sleeping`` (and wakes the driver) or the loop sees the item (and does
+not block), so a wake-up is never lost; a spare one is harmless.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+__all__ = ["Inbox"]
+
+_T = TypeVar("_T")
+
+
+class Inbox(Generic[_T]):
+    __slots__ = ("_items", "_sleeping")
+
+    def __init__(self) -> None:
+        self._items: deque[_T] = deque()
+        self._sleeping = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def post(self, item: _T) -> bool:
+        """Queue ``item``; return True when the caller must wake the driver."""
+        self._items.append(item)
+        return self._sleeping
+
+    def begin_sleep(self) -> bool:
+        """Declare the loop about to block; False means work arrived and it must not."""
+        self._sleeping = True
+        if self._items:
+            self._sleeping = False
+            return False
+        return True
+
+    def end_sleep(self) -> None:
+        self._sleeping = False
+
+    def drain_into(self, sink: deque[_T]) -> None:
+        """Move every queued item, in posting order, to ``sink``."""
+        items = self._items
+        while items:
+            sink.append(items.popleft())
+
+    def clear(self) -> None:
+        self._items.clear()
