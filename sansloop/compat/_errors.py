@@ -30,12 +30,9 @@ def log_context(context: dict[str, Any], current_handle: asyncio.Handle | None) 
     exc_info: Any = (
         (type(exception), exception, exception.__traceback__) if exception is not None else False
     )
-    if (
-        "source_traceback" not in context
-        and current_handle is not None
-        and current_handle._source_traceback
-    ):
-        context["handle_traceback"] = current_handle._source_traceback
+    handle_traceback = getattr(current_handle, "_source_traceback", None)
+    if "source_traceback" not in context and handle_traceback:
+        context["handle_traceback"] = handle_traceback
 
     lines = [message]
     for key in sorted(context):

@@ -22,16 +22,18 @@ import warnings
 import weakref
 from asyncio import events as _events
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
-from ..core import LoopEvent, LoopState, Scheduler, next_state
-from ..drivers import Driver, SelectorDriver
+from sansloop.core import LoopEvent, LoopState, Scheduler, next_state
+from sansloop.drivers import Driver, SelectorDriver
+
 from ._errors import ExceptionHandler, call_handler, log_context
 from ._unimplemented import UNIMPLEMENTED
 
 __all__ = ["EventLoop"]
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 logger = logging.getLogger("asyncio")
 
@@ -142,12 +144,12 @@ class EventLoop(asyncio.AbstractEventLoop):
         finally:
             self._run_forever_cleanup()
 
-    def run_until_complete(self, future: Awaitable[_T]) -> _T:
+    def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
         """Run until ``future`` is done; return its result or raise its exception."""
         self._check_closed()
         self._check_running()
         new_task = not asyncio.isfuture(future)
-        fut = asyncio.ensure_future(future, loop=self)
+        fut = asyncio.ensure_future(future, loop=self)  # type: ignore[arg-type]
         if new_task:
             # An exception reaches the caller if the task did not finish, so the
             # "Task was destroyed but it is pending" log would only be noise.
@@ -266,7 +268,10 @@ class EventLoop(asyncio.AbstractEventLoop):
         return self._driver.time()
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         """Run ``callback(*args)`` in a later iteration, in FIFO order."""
         if self._state is _CLOSED:
@@ -283,8 +288,8 @@ class EventLoop(asyncio.AbstractEventLoop):
     def call_later(
         self,
         delay: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` ``delay`` seconds from now."""
@@ -298,8 +303,8 @@ class EventLoop(asyncio.AbstractEventLoop):
     def call_at(
         self,
         when: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` when :meth:`time` reaches ``when``."""
@@ -313,11 +318,14 @@ class EventLoop(asyncio.AbstractEventLoop):
         timer = _TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
-        self._core.push_timer(timer)
+        self._core.push_timer(timer)  # type: ignore[arg-type]
         return timer
 
     def call_soon_threadsafe(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         """Like :meth:`call_soon`, callable from any thread (or a signal handler)."""
         if self._state is _CLOSED:
@@ -383,7 +391,10 @@ class EventLoop(asyncio.AbstractEventLoop):
     # -- executors ------------------------------------------------------------------------
 
     def run_in_executor(
-        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[[Unpack[_Ts]], _T],
+        *args: *_Ts,
     ) -> asyncio.Future[_T]:
         """Run ``func(*args)`` in ``executor`` (None: the default thread pool)."""
         self._check_closed()
@@ -445,6 +456,7 @@ class EventLoop(asyncio.AbstractEventLoop):
                 f"asynchronous generator {agen!r} was scheduled after "
                 "loop.shutdown_asyncgens() call",
                 ResourceWarning,
+                stacklevel=1,
                 source=self,
             )
         self._asyncgens.add(agen)
@@ -514,7 +526,9 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     # -- signals --------------------------------------------------------------------------
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> None:
         """Run ``callback(*args)`` in the loop whenever signal ``sig`` arrives."""
         if _is_coroutine_like(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
@@ -548,9 +562,8 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _deliver_signal(self, sig: int) -> None:
         # Runs in the main thread, between two bytecodes of whatever was running.
         handle = self._signal_handlers.get(sig)
-        if handle is not None and not handle._cancelled:  # type: ignore[attr-defined]
-            if self._core.inbox.post(handle):
-                self._driver.wakeup()
+        if handle is not None and not handle._cancelled and self._core.inbox.post(handle):
+            self._driver.wakeup()
 
     def _close_signal_handlers(self) -> None:
         if not self._signal_handlers:
@@ -560,6 +573,7 @@ class EventLoop(asyncio.AbstractEventLoop):
                 f"Closing the loop {self!r} on interpreter shutdown stage, skipping signal "
                 "handlers removal",
                 ResourceWarning,
+                stacklevel=1,
                 source=self,
             )
             self._signal_handlers.clear()
@@ -595,7 +609,6 @@ class EventLoop(asyncio.AbstractEventLoop):
         log = logger.info if took >= self.slow_callback_duration else logger.debug
         log("Getting address info %r took %.3f ms: %r", args, took * 1e3, result)
         return result
-
 
 
 # The I/O methods whose features have not landed: each raises a clear NotImplementedError.

@@ -44,18 +44,44 @@ _PIPES = "pipes and subprocesses"
 
 #: name -> method, for the compat loop to place in its class body.
 UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
-    **{name: _sync(name, _READINESS) for name in (
-        "add_reader", "remove_reader", "add_writer", "remove_writer",
-    )},
-    **{name: _async(name, _NETWORK) for name in (
-        "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
-        "sock_sendall", "sock_sendto", "sock_connect", "sock_accept", "sock_sendfile",
-        "create_connection", "create_server", "create_unix_connection",
-        "create_unix_server", "create_datagram_endpoint", "connect_accepted_socket",
-        "sendfile",
-    )},
+    **{
+        name: _sync(name, _READINESS)
+        for name in (
+            "add_reader",
+            "remove_reader",
+            "add_writer",
+            "remove_writer",
+        )
+    },
+    **{
+        name: _async(name, _NETWORK)
+        for name in (
+            "sock_recv",
+            "sock_recv_into",
+            "sock_recvfrom",
+            "sock_recvfrom_into",
+            "sock_sendall",
+            "sock_sendto",
+            "sock_connect",
+            "sock_accept",
+            "sock_sendfile",
+            "create_connection",
+            "create_server",
+            "create_unix_connection",
+            "create_unix_server",
+            "create_datagram_endpoint",
+            "connect_accepted_socket",
+            "sendfile",
+        )
+    },
     "start_tls": _async("start_tls", _TLS),
-    **{name: _async(name, _PIPES) for name in (
-        "connect_read_pipe", "connect_write_pipe", "subprocess_exec", "subprocess_shell",
-    )},
+    **{
+        name: _async(name, _PIPES)
+        for name in (
+            "connect_read_pipe",
+            "connect_write_pipe",
+            "subprocess_exec",
+            "subprocess_shell",
+        )
+    },
 }

@@ -115,9 +115,7 @@ class Scheduler:
             return MAXIMUM_TIMEOUT
         return wait if wait > 0.0 else 0.0
 
-    def run_ready(
-        self, now: float, runner: Callable[[Callback], None] | None = None
-    ) -> int:
+    def run_ready(self, now: float, runner: Callable[[Callback], None] | None = None) -> int:
         """Run one batch: posted work, then due timers, join the queue; run what is queued.
 
         ``runner``, if given, runs each handle instead of ``handle._run()`` (the compat layer

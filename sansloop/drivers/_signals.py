@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 
@@ -40,8 +41,9 @@ class SignalRouter:
         self._deliver[sig] = deliver
         try:
             signal.signal(sig, self._on_signal)
-            # Let system calls interrupted by the signal be restarted.
-            signal.siginterrupt(sig, False)
+            if sys.platform != "win32":
+                # Let system calls interrupted by the signal be restarted.
+                signal.siginterrupt(sig, False)
         except OSError as exc:
             del self._deliver[sig]
             if not self._deliver:

@@ -1,0 +1,77 @@
+"""sansloop's task runner: tests, lint, types, benchmarks and CPython conformance.
+
+Every session passes ``session.posargs`` through.  Interpreters a machine lacks are skipped,
+not failed (also on CI, where nox would otherwise treat a missing one as an error).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+nox.options.sessions = ["tests", "lint", "typing", "conformance"]
+nox.options.error_on_missing_interpreters = False
+nox.options.default_venv_backend = "venv"
+
+
+def _find_pyenv_interpreters() -> None:
+    """Put pyenv's installed interpreters on PATH: its shims fail for non-global versions."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for version in PYTHONS:
+        for candidate in sorted(root.glob(f"{version}.*"), reverse=True):
+            if (candidate / "bin" / f"python{version}").exists():
+                found.append(str(candidate / "bin"))
+                break
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_find_pyenv_interpreters()
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    deps = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
+    session.install("-e", ".", *deps)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test-suite (pytest + hypothesis)."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", *session.posargs)
+    session.run("ruff", "format", "--check", "sansloop", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHONS)
+def typing(session: nox.Session) -> None:
+    """mypy: strict on sansloop/core, checked for Linux and for Windows."""
+    _install(session, "typing")
+    session.run("mypy", *session.posargs)
+    session.run("mypy", "--platform", "win32", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def conformance(session: nox.Session) -> None:
+    """Run CPython's own test.test_asyncio against sansloop; print counts per module."""
+    _install(session)
+    session.run("python", "-m", "conformance", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """Benchmarks: sansloop vs asyncio vs uvloop, interleaved, as ratios."""
+    _install(session, "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs)
