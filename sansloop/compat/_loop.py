@@ -103,6 +103,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._core = Scheduler(self._driver.clock_resolution)
         self._state = _IDLE
         self._push_ready = self._core.push_ready
+        # TimerHandle.cancel() calls this; bound straight to the core, it costs no frame.
+        self._timer_handle_cancelled = self._core.timer_cancelled  # type: ignore[method-assign,assignment]
         self._clock: Callable[[], float] = (
             self._driver.time if type(self).time is EventLoop.time else self.time
         )
@@ -293,11 +295,18 @@ class EventLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` ``delay`` seconds from now."""
+        # call_at() inlined: asyncio.sleep() and every timeout come through here.
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self.call_at(self._clock() + delay, callback, *args, context=context)
+        if self._state is _CLOSED:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            _check_callback(callback, "call_at")
+        timer = _TimerHandle(self._clock() + delay, callback, args, self, context)
         if timer._source_traceback:  # type: ignore[attr-defined]
             del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        self._core.push_timer(timer)  # type: ignore[arg-type]
         return timer
 
     def call_at(
