@@ -131,7 +131,11 @@ class Scheduler:
             while timers and timers[0][0] < end:
                 timer = heappop(timers)[2]
                 timer._scheduled = False
-                ready.append(timer)
+                if timer._cancelled:
+                    # Cancelled behind a live head: it leaves the heap here, not in a purge.
+                    self._cancelled_timers -= 1
+                else:
+                    ready.append(timer)
         ran = 0
         popleft = ready.popleft
         if runner is None:
@@ -169,6 +173,8 @@ class Scheduler:
     def clear(self) -> None:
         """Drop everything queued (the loop is closing)."""
         self._ready.clear()
+        for entry in self._timers:
+            entry[2]._scheduled = False
         self._timers.clear()
         self.inbox.clear()
         self._cancelled_timers = 0
