@@ -258,12 +258,5 @@ def test_core_import_closure_touches_no_io_module() -> None:
     assert _newly_imported_forbidden(_STUB_PARENT) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sansloop/__init__.py imports sansloop.compat (hence asyncio, socket, selectors) "
-        "eagerly; make the top-level re-exports lazy (PEP 562 __getattr__) to fix"
-    ),
-)
 def test_import_sansloop_core_touches_no_io_module() -> None:
     assert _newly_imported_forbidden("") == []
