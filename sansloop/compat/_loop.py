@@ -41,8 +41,6 @@ _Handle = asyncio.Handle
 _TimerHandle = asyncio.TimerHandle
 # Later 3.12/3.13 releases give call_soon_threadsafe a handle whose cancel() is thread-safe.
 _ThreadsafeHandle: type[asyncio.Handle] = getattr(_events, "_ThreadSafeHandle", asyncio.Handle)
-_get_running_loop = _events._get_running_loop
-_set_running_loop = _events._set_running_loop
 
 _IDLE = LoopState.IDLE
 _RUNNING = LoopState.RUNNING
@@ -55,6 +53,10 @@ _DEBUG_STACK_DEPTH = 10
 
 def _debug_from_environment() -> bool:
     """asyncio's default debug setting: ``-X dev`` or ``PYTHONASYNCIODEBUG``."""
+    # asyncio's own rule when it has one (BaseEventLoop asks it too), so the two agree.
+    is_debug_mode = getattr(asyncio.coroutines, "_is_debug_mode", None)
+    if is_debug_mode is not None:
+        return bool(is_debug_mode())
     return sys.flags.dev_mode or (
         not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
     )
@@ -91,6 +93,12 @@ def _make_driver(driver: Driver | str | None) -> Driver:
         return SelectorDriver()
     if isinstance(driver, str):
         raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors'")
+    missing = [name for name in ("time", "wait", "wakeup", "close") if not hasattr(driver, name)]
+    if missing:
+        raise TypeError(
+            f"driver must be a driver name or a driver object, not {driver!r} "
+            f"(it has no {', '.join(missing)})"
+        )
     return driver
 
 
@@ -110,6 +118,10 @@ class EventLoop(asyncio.AbstractEventLoop):
         )
         self._wait = self._driver.wait
         self._thread_id: int | None = None
+        # True from the moment _run_once looks for a timeout until its wait returns: on the
+        # loop's thread only signal handlers and finalizers run then, and they must go
+        # through the inbox so that a wait in progress is woken.
+        self._polling = False
         self._debug = False
         self._runner: Callable[[Any], None] | None = None
         self.slow_callback_duration = 0.1
@@ -209,7 +221,7 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _check_running(self) -> None:
         if self._state.is_running:
             raise RuntimeError("This event loop is already running")
-        if _get_running_loop() is not None:
+        if _events._get_running_loop() is not None:
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     def _run_forever_setup(self) -> None:
@@ -222,13 +234,15 @@ class EventLoop(asyncio.AbstractEventLoop):
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
         )
-        _set_running_loop(self)
+        # Looked up on each run, as asyncio does, so that whichever implementation
+        # asyncio.events holds (C or Python) is the one told.
+        _events._set_running_loop(self)
 
     def _run_forever_cleanup(self) -> None:
         if self._state.is_running:
             self._state = next_state(self._state, LoopEvent.FINISH)
         self._thread_id = None
-        _set_running_loop(None)
+        _events._set_running_loop(None)
         self._set_origin_tracking(False)
         if self._old_agen_hooks is not None:
             sys.set_asyncgen_hooks(*self._old_agen_hooks)
@@ -237,6 +251,7 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _run_once(self) -> None:
         """One iteration: wait for I/O (or not at all), then run one batch."""
         core = self._core
+        self._polling = True
         timeout = core.timeout(self._clock(), self._state is _STOPPING)
         if timeout == 0.0:
             self._wait(0.0)
@@ -249,6 +264,7 @@ class EventLoop(asyncio.AbstractEventLoop):
                     inbox.end_sleep()
             else:
                 self._wait(0.0)
+        self._polling = False
         core.run_ready(self._clock(), self._runner)
 
     def _run_debug(self, handle: asyncio.Handle) -> None:
@@ -262,6 +278,11 @@ class EventLoop(asyncio.AbstractEventLoop):
                 logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), took)
         finally:
             self._current_handle = None
+            # A failing coroutine's traceback keeps this frame alive (through f_back): drop
+            # the handle, or the task it runs stays alive in a cycle and its "exception was
+            # never retrieved" report waits for the garbage collector (asyncio's _run_once
+            # does the same).
+            handle = None  # type: ignore[assignment]
 
     # -- time and callbacks ---------------------------------------------------------------
 
@@ -344,7 +365,17 @@ class EventLoop(asyncio.AbstractEventLoop):
         handle = _ThreadsafeHandle(callback, args, self, context)
         if handle._source_traceback:  # type: ignore[attr-defined]
             del handle._source_traceback[-1]  # type: ignore[attr-defined]
-        if self._core.inbox.post(handle):
+        thread_id = self._thread_id
+        if thread_id is None or (thread_id == threading.get_ident() and not self._polling):
+            # Not running, or in a callback on the loop's own thread: join the ready queue
+            # itself, so that call_soon_threadsafe() and call_soon() keep one FIFO order, as
+            # in asyncio.  (A signal handler interrupting the wait takes the inbox below.)
+            self._push_ready(handle)
+            if thread_id is None:
+                # The loop may be starting in another thread right now: make sure its first
+                # wait does not sleep past this callback.
+                self._driver.wakeup()
+        elif self._core.inbox.post(handle):
             self._driver.wakeup()
         return handle
 

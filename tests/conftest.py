@@ -1,0 +1,74 @@
+"""Fixtures shared by the test-suite: loops that are always closed, and an fd counter."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import sansloop
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+#: The loops a behaviour test runs on: sansloop's, and stock asyncio's as the reference.
+LOOP_FACTORIES: dict[str, LoopFactory] = {
+    "sansloop": sansloop.EventLoop,
+    "asyncio": asyncio.SelectorEventLoop,
+}
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def fd_count() -> Callable[[], int]:
+    """A function counting this process's open file descriptors (skips without /proc)."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counting open file descriptors needs /proc/self/fd")
+    return _open_fds
+
+
+@pytest.fixture
+def loop() -> Iterator[sansloop.EventLoop]:
+    """A fresh ``sansloop.EventLoop``, closed afterwards."""
+    new = sansloop.EventLoop()
+    try:
+        yield new
+    finally:
+        if not new.is_closed():
+            new.close()
+
+
+@pytest.fixture(params=sorted(LOOP_FACTORIES))
+def any_loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    """The same test on sansloop's loop and on asyncio's ``SelectorEventLoop``."""
+    new = LOOP_FACTORIES[request.param]()
+    try:
+        yield new
+    finally:
+        if not new.is_closed():
+            new.close()
+
+
+@pytest.fixture(params=sorted(LOOP_FACTORIES))
+def loop_factory(request: pytest.FixtureRequest) -> LoopFactory:
+    """A loop class, for tests that create (and close) loops themselves."""
+    return LOOP_FACTORIES[request.param]
+
+
+@pytest.fixture
+def no_leaked_loop_state() -> Iterator[None]:
+    """Fail a test that leaves a running loop, asyncgen hooks or origin tracking behind.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")``.
+    """
+    hooks = sys.get_asyncgen_hooks()
+    depth = sys.get_coroutine_origin_tracking_depth()
+    yield
+    assert asyncio._get_running_loop() is None
+    assert sys.get_asyncgen_hooks() == hooks
+    assert sys.get_coroutine_origin_tracking_depth() == depth
