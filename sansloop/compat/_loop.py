@@ -111,6 +111,9 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._core = Scheduler(self._driver.clock_resolution)
         self._state = _IDLE
         self._push_ready = self._core.push_ready
+        # Work other threads posted; call_soon() drains it first, so that what another
+        # thread posted before a call_soon() runs before it, as in asyncio.
+        self._posted = self._core.inbox.pending
         # TimerHandle.cancel() calls this; bound straight to the core, it costs no frame.
         self._timer_handle_cancelled = self._core.timer_cancelled  # type: ignore[method-assign,assignment]
         self._clock: Callable[[], float] = (
@@ -305,6 +308,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         handle = _Handle(callback, args, self, context)
         if handle._source_traceback:  # type: ignore[attr-defined]
             del handle._source_traceback[-1]  # type: ignore[attr-defined]
+        if self._posted:
+            self._core.drain_inbox()
         self._push_ready(handle)
         return handle
 
@@ -370,6 +375,8 @@ class EventLoop(asyncio.AbstractEventLoop):
             # Not running, or in a callback on the loop's own thread: join the ready queue
             # itself, so that call_soon_threadsafe() and call_soon() keep one FIFO order, as
             # in asyncio.  (A signal handler interrupting the wait takes the inbox below.)
+            if self._posted:
+                self._core.drain_inbox()
             self._push_ready(handle)
             if thread_id is None:
                 # The loop may be starting in another thread right now: make sure its first

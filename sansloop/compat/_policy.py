@@ -47,8 +47,6 @@ __all__ = [
 #: What a caller may pass as ``driver``: a name, a driver, or a callable that makes one.
 DriverSpec: TypeAlias = "Driver | str | Callable[[], Driver] | None"
 
-_get_running_loop = _events._get_running_loop
-_set_running_loop = _events._set_running_loop
 
 # What a policy's get_event_loop() does in the main thread when no loop was ever set, per
 # version: 3.11 creates one silently; 3.12 and 3.13 create one after a
@@ -196,7 +194,7 @@ def _warn_no_current_loop() -> None:
 
 def get_running_loop() -> asyncio.AbstractEventLoop:
     """The loop running in this thread (asyncio's slot); ``RuntimeError`` if there is none."""
-    loop = _get_running_loop()
+    loop = _events._get_running_loop()
     if loop is None:
         raise RuntimeError("no running event loop")
     return loop
@@ -211,7 +209,7 @@ def get_event_loop() -> asyncio.AbstractEventLoop:
     sansloop's policy attributes its 3.12+ DeprecationWarning to the caller; asyncio's
     default policy, whose warning skips only asyncio's own frames, attributes it here.
     """
-    loop = _get_running_loop()
+    loop = _events._get_running_loop()
     if loop is not None:
         return loop
     return _asyncio_get_policy().get_event_loop()
@@ -270,7 +268,7 @@ def _after_fork_in_child() -> None:
     """A forked child has only this thread and none of the parent's loops are its own."""
     for policy in list(_policies):
         policy._local = _Local()
-    _set_running_loop(None)
+    _events._set_running_loop(None)
 
 
 if hasattr(os, "register_at_fork"):

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import sys
 import warnings
+from asyncio import events as _events
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -25,7 +26,6 @@ from ._policy import (
     DriverSpec,
     EventLoopPolicy,
     _asyncio_set_policy,
-    _get_running_loop,
     new_event_loop,
 )
 
@@ -49,7 +49,7 @@ def run(
     mode (None keeps the ``-X dev``/``PYTHONASYNCIODEBUG`` default).  The global policy and
     the thread's current loop are left alone.
     """
-    if _get_running_loop() is not None:
+    if _events._get_running_loop() is not None:
         raise RuntimeError("sansloop.run() cannot be called from a running event loop")
     if loop_factory is None:
         loop_factory = functools.partial(new_event_loop, driver=driver)

@@ -50,11 +50,21 @@ class Inbox(Generic[_T]):
     def end_sleep(self) -> None:
         self._sleeping = False
 
+    @property
+    def pending(self) -> deque[_T]:
+        """The queue itself, for a cheap emptiness test on a hot path; never mutate it."""
+        return self._items
+
     def drain_into(self, sink: deque[_T]) -> None:
-        """Move every queued item, in posting order, to ``sink``."""
+        """Move every queued item, in posting order, to ``sink`` (only the loop drains)."""
         items = self._items
-        while items:
-            sink.append(items.popleft())
+        try:
+            while items:
+                sink.append(items.popleft())
+        except IndexError:
+            # A caller broke the single-drainer rule (call_soon from a foreign thread) and
+            # emptied the queue under us; nothing is lost, so don't fail here.
+            pass
 
     def clear(self) -> None:
         self._items.clear()

@@ -150,7 +150,15 @@ class Scheduler:
                 if not handle._cancelled:
                     ran += 1
                     runner(handle)
+        # A failing callback's traceback can keep this frame (and so the last handle and
+        # its task) alive in a cycle; drop it so "exception never retrieved" is prompt.
+        handle = None  # type: ignore[assignment]
         return ran
+
+    def drain_inbox(self) -> None:
+        """Move posted work to the ready queue now (the loop calls this before a call_soon
+        so that work posted earlier by another thread runs earlier)."""
+        self.inbox.drain_into(self._ready)
 
     # -- queries -----------------------------------------------------------------------
 

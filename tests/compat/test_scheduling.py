@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import sys
 import threading
 import time
@@ -558,3 +559,46 @@ def test_closed_loop_refuses_work(loop_factory: Callable[[], asyncio.AbstractEve
     with pytest.raises(RuntimeError, match=closed):
         loop.create_task(coro)
     coro.close()
+
+
+def test_work_posted_by_another_thread_before_call_soon_runs_first(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Causality across threads: a post that happened before a call_soon runs before it."""
+    order: list[str] = []
+
+    def in_loop() -> None:
+        poster = threading.Thread(
+            target=any_loop.call_soon_threadsafe, args=(order.append, "threadsafe")
+        )
+        poster.start()
+        poster.join()  # the post has happened before the call_soon below
+        any_loop.call_soon(order.append, "call_soon")
+        any_loop.call_soon(any_loop.stop)
+
+    any_loop.call_soon(in_loop)
+    any_loop.run_forever()
+    assert order == ["threadsafe", "call_soon"]
+
+
+def test_unretrieved_task_exception_is_reported_without_a_gc_pass(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The loop keeps no reference cycle to a failed task: the report comes at once."""
+    reports: list[str] = []
+    any_loop.set_exception_handler(lambda loop, context: reports.append(context["message"]))
+
+    async def fails() -> None:
+        raise ZeroDivisionError
+
+    async def main() -> None:
+        any_loop.create_task(fails())
+        # The failing step then runs alone in its batch: the last handle the batch ran.
+        await asyncio.sleep(0.05)
+
+    gc.disable()
+    try:
+        any_loop.run_until_complete(main())
+    finally:
+        gc.enable()
+    assert reports == ["Task exception was never retrieved"]
