@@ -1,0 +1,279 @@
+"""Which ``test.test_asyncio`` tests apply to sansloop, and why the others do not.
+
+RULES.md beside this file explains the policy; this module is its machine-readable half.
+Every exclusion names the tests it covers (``fnmatch`` patterns on ``Class.test_name``), a
+*kind* and a reason of its own.  The hard rule: an exclusion never hides a behaviour difference
+of a public API.  A public-API test that fails on sansloop is a bug to fix or report, not a
+line here.  The runner reports rules that matched nothing, so a rule cannot outlive its test.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CPYTHON_TESTLOOP",
+    "EXCLUSIONS",
+    "KINDS",
+    "Rule",
+    "exclusion",
+    "expected_cost",
+    "modules_for",
+    "rules_for",
+    "uses_cpython_testloop",
+]
+
+Version = tuple[int, int]
+
+#: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
+KINDS = {
+    "networking": "not yet applicable: needs networking (issue 4)",
+    "readiness": "not yet applicable: needs add_reader()/add_writer() (networking, issue 4)",
+    "subprocess": "not yet applicable: needs pipes and subprocesses (a later issue)",
+    "cpython-loop": "tests one of CPython's own loop classes; a sansloop twin runs its tests",
+    "private": "asserts on a private attribute of CPython's loop implementation",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Tests matching ``pattern`` (``Class.test``) do not run, for ``reason``."""
+
+    pattern: str
+    kind: str
+    reason: str
+    since: Version = (3, 11)
+    until: Version = (99, 0)  # exclusive
+    #: May match nothing (a class that exists on some platforms only).
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown exclusion kind {self.kind!r}")
+
+    def applies(self, test_id: str, version: Version) -> bool:
+        return self.since <= version < self.until and fnmatch.fnmatchcase(test_id, self.pattern)
+
+
+def _rules(kind: str, reason: str, *patterns: str, **options: Any) -> list[Rule]:
+    return [Rule(pattern, kind, reason, **options) for pattern in patterns]
+
+
+#: The modules of this issue, in report order, with the first version that has each.
+_MODULES: dict[str, Version] = {
+    "test_tasks": (3, 11),
+    "test_futures": (3, 11),
+    "test_futures2": (3, 11),
+    "test_locks": (3, 11),
+    "test_queues": (3, 11),
+    "test_runners": (3, 11),
+    "test_taskgroups": (3, 11),
+    "test_timeouts": (3, 11),
+    "test_waitfor": (3, 11),
+    "test_pep492": (3, 11),
+    "test_context": (3, 11),
+    "test_eager_task_factory": (3, 12),
+    "test_threads": (3, 11),
+    "test_base_events": (3, 11),
+    "test_events": (3, 11),
+}
+
+#: Rough relative run time, so the slow modules start first.
+_COST = {"test_tasks": 10, "test_events": 6, "test_taskgroups": 3, "test_base_events": 3}
+
+_TWIN_EVENTS = "SansloopEventLoopTests"
+_TWIN_BASE = "SansloopBaseEventLoopTests"
+_TWIN_SELECTOR = "SansloopEventLoopWithSelectorTests"
+_TWIN_SENDFILE = "SansloopLoopSockSendfileTests"
+
+EXCLUSIONS: dict[str, list[Rule]] = {
+    "test_base_events": [
+        # CPython's loop classes; the sansloop twins (same test methods) run instead.
+        *_rules(
+            "cpython-loop",
+            "builds base_events.BaseEventLoop with a mock selector; "
+            f"{_TWIN_BASE} runs these tests on sansloop",
+            "BaseEventLoopTests.*",
+        ),
+        *_rules(
+            "cpython-loop",
+            f"builds asyncio.SelectorEventLoop; {_TWIN_SELECTOR} runs these tests on sansloop",
+            "BaseEventLoopWithSelectorTests.*",
+        ),
+        *_rules(
+            "cpython-loop",
+            "builds selector_events.BaseSelectorEventLoop; "
+            f"{_TWIN_SENDFILE} runs these tests on sansloop",
+            "BaseLoopSockSendfileTests.*",
+        ),
+        # The twins' tests that look inside BaseEventLoop.
+        *_rules(
+            "private",
+            "calls BaseEventLoop._add_callback() and reads _ready/_scheduled; queueing and "
+            "skipping cancelled handles is covered by test_events "
+            f"{_TWIN_EVENTS}.test_call_soon and the test_tasks cancellation tests",
+            f"{_TWIN_BASE}.test__add_callback_handle",
+            f"{_TWIN_BASE}.test__add_callback_cancelled_handle",
+        ),
+        *_rules(
+            "private",
+            "fills BaseEventLoop._scheduled by hand and reads the timeout passed to the mock "
+            "selector; sansloop's timer heap and timeouts are driven by call_at/call_later in "
+            f"{_TWIN_BASE}.test_time_and_call_at, test_events {_TWIN_EVENTS}.test_call_later "
+            "and test_timeout_rounding, and every TestLoop test of test_tasks",
+            f"{_TWIN_BASE}.test__run_once",
+            f"{_TWIN_BASE}.test__run_once_schedule_handle",
+        ),
+        *_rules(
+            "private",
+            "checks BaseEventLoop's purge thresholds through _scheduled and "
+            "_timer_cancelled_count; sansloop's core has the same rule (tests/core)",
+            f"{_TWIN_BASE}.test__run_once_cancelled_event_cleanup",
+        ),
+        *_rules(
+            "private",
+            "asserts the handle sits in BaseEventLoop._ready/_scheduled; what call_soon and "
+            f"call_later do is tested by test_events {_TWIN_EVENTS}.test_call_soon, "
+            f"test_call_later and {_TWIN_BASE}.test_call_later_negative_delays",
+            f"{_TWIN_BASE}.test_call_soon",
+            f"{_TWIN_BASE}.test_call_later",
+        ),
+        *_rules(
+            "private",
+            "checks that BaseEventLoop's transport factories (_make_socket_transport, ...) "
+            "are abstract; sansloop has no such hooks",
+            f"{_TWIN_BASE}.test_not_implemented",
+        ),
+        *_rules(
+            "private",
+            "feeds fake selector events through BaseEventLoop._process_events and the mock "
+            "selector; sansloop's driver has neither",
+            f"{_TWIN_BASE}.test_single_selecter_event_callback_after_stopping",
+        ),
+        *_rules(
+            "private",
+            "asserts the mock selector was polled once with timeout 0; the public half (a "
+            "pre-stopped run_forever() returns) is what test_run_once and test_runners check",
+            f"{_TWIN_BASE}.test_run_forever_pre_stopped",
+        ),
+        *_rules(
+            "private",
+            "counts calls of BaseEventLoop._process_events; the rest of it (setup, _run_once, "
+            "cleanup around a custom loop) passes on sansloop up to that assertion",
+            f"{_TWIN_BASE}.test_custom_run_forever_integration",
+            since=(3, 13),
+        ),
+        *_rules(
+            "private",
+            "calls SelectorEventLoop._accept_connection, the private accept loop of CPython's "
+            "servers (networking, issue 4)",
+            f"{_TWIN_SELECTOR}.test_accept_connection_*",
+        ),
+        *_rules(
+            "networking",
+            "create_connection/create_server/create_datagram_endpoint",
+            f"{_TWIN_SELECTOR}.test_create_connection*",
+            f"{_TWIN_SELECTOR}.test_create_server*",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint*",
+        ),
+        *_rules("networking", "sock_sendfile over real sockets", f"{_TWIN_SENDFILE}.*"),
+    ],
+    "test_events": [
+        *_rules(
+            "cpython-loop",
+            f"builds asyncio.SelectorEventLoop; {_TWIN_EVENTS} runs the same mixins on sansloop",
+            "SelectEventLoopTests.*",
+            "PollEventLoopTests.*",
+            "EPollEventLoopTests.*",
+            "KqueueEventLoopTests.*",
+            optional=True,  # each selector class exists on some platforms only
+        ),
+        *_rules(
+            "networking",
+            "TCP/Unix/UDP transports and servers (and TLS over them)",
+            f"{_TWIN_EVENTS}.test_create_connection*",
+            f"{_TWIN_EVENTS}.test_create_unix_*",
+            f"{_TWIN_EVENTS}.test_create_ssl_*",
+            f"{_TWIN_EVENTS}.test_create_server*",
+            f"{_TWIN_EVENTS}.test_create_datagram_endpoint*",
+            f"{_TWIN_EVENTS}.test_connect_accepted_socket*",
+            f"{_TWIN_EVENTS}.test_ssl_connect_accepted_socket",
+            f"{_TWIN_EVENTS}.test_server_close",
+            "TestServer.test_get_loop",
+        ),
+        *_rules(
+            "networking",
+            "UDP transports",
+            f"{_TWIN_EVENTS}.test_datagram_send_to_non_listening_address",
+            since=(3, 13),
+        ),
+        *_rules("networking", "sock_recv()", f"{_TWIN_EVENTS}.test_prompt_cancellation"),
+        *_rules(
+            "readiness",
+            "add_reader()/add_writer()",
+            f"{_TWIN_EVENTS}.test_reader_callback",
+            f"{_TWIN_EVENTS}.test_writer_callback",
+            f"{_TWIN_EVENTS}.test_remove_fds_after_closing",
+        ),
+        *_rules(
+            "readiness",
+            "add_reader()/add_writer() on a closed loop; it would pass today only because "
+            "NotImplementedError is a RuntimeError",
+            f"{_TWIN_EVENTS}.test_add_fds_after_closing",
+        ),
+        *_rules(
+            "subprocess",
+            "pipe and pty transports",
+            f"{_TWIN_EVENTS}.test_read_pipe",
+            f"{_TWIN_EVENTS}.test_write_pipe*",
+            f"{_TWIN_EVENTS}.test_unclosed_pipe_transport",
+            f"{_TWIN_EVENTS}.test_read_pty_output",
+            f"{_TWIN_EVENTS}.test_write_pty",
+            f"{_TWIN_EVENTS}.test_bidirectional_pty",
+        ),
+        *_rules(
+            "subprocess", "subprocess_exec/subprocess_shell", f"{_TWIN_EVENTS}.test_subprocess_*"
+        ),
+    ],
+}
+
+#: Tests that keep CPython's own test_utils.TestLoop, because they patch or inspect a
+#: BaseEventLoop member that the sansloop TestLoop does not have.  They still run; they just
+#: do not exercise sansloop (their "loops" count is 0).
+CPYTHON_TESTLOOP: dict[str, list[Rule]] = {
+    "test_tasks": _rules(
+        "private",
+        "patches BaseEventLoop.call_exception_handler on the class and asserts on the mock",
+        "CoroutineGatherTests.test_issue46672",
+    ),
+}
+
+
+def modules_for(version: Version) -> list[str]:
+    """The conformance modules that exist on Python ``version``."""
+    return [name for name, since in _MODULES.items() if version >= since]
+
+
+def expected_cost(module: str) -> int:
+    return _COST.get(module, 1)
+
+
+def rules_for(module: str, version: Version) -> list[Rule]:
+    """Every rule (exclusion or CPython TestLoop) in force for ``module`` on ``version``."""
+    rules = [*EXCLUSIONS.get(module, ()), *CPYTHON_TESTLOOP.get(module, ())]
+    return [rule for rule in rules if rule.since <= version < rule.until]
+
+
+def exclusion(module: str, test_id: str, version: Version) -> Rule | None:
+    """The rule that keeps ``test_id`` (``Class.test``) from running, if any."""
+    for rule in EXCLUSIONS.get(module, ()):
+        if rule.applies(test_id, version):
+            return rule
+    return None
+
+
+def uses_cpython_testloop(module: str, test_id: str, version: Version) -> bool:
+    """Whether ``test_id`` keeps CPython's ``TestLoop`` instead of sansloop's."""
+    return any(rule.applies(test_id, version) for rule in CPYTHON_TESTLOOP.get(module, ()))

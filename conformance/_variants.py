@@ -1,0 +1,153 @@
+"""Point the test modules that build their own loops at sansloop.
+
+Most modules get their loops from the policy or from ``test_utils.TestLoop``, which the shim
+already replaces.  The rest build a CPython loop class by hand; for them:
+
+* ``test_events`` and ``test_base_events``: sansloop *twins* of the classes that test one
+  CPython loop class, sharing their test methods but building ``sansloop.EventLoop``.  The
+  CPython originals are excluded by rule (they test CPython's loops, not sansloop).
+* ``test_runners`` and ``test_pep492``: every test is about "a loop", built by one base
+  class's factory; the factory is *retargeted* to make sansloop loops, in place.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import sansloop
+from sansloop.drivers import SelectorDriver
+
+__all__ = ["add_variants"]
+
+
+def _twin(module: types.ModuleType, name: str, base: type, namespace: dict[str, Any]) -> None:
+    """Add ``name``, a subclass of ``base`` with ``namespace``, to ``module`` (for the loader)."""
+    cls = type(name, (base,), {"__module__": module.__name__, "__qualname__": name, **namespace})
+    setattr(module, name, cls)
+
+
+def _new_sansloop_loop() -> sansloop.EventLoop:
+    return sansloop.EventLoop()
+
+
+def _test_events(module: types.ModuleType) -> None:
+    from test.test_asyncio import utils as test_utils
+
+    # The mixins of SelectEventLoopTests and friends, minus UnixEventLoopTestsMixin (it only
+    # attaches a child watcher for the subprocess tests, which do not apply yet).
+    cls = type(
+        "SansloopEventLoopTests",
+        (module.EventLoopTestsMixin, module.SubprocessTestsMixin, test_utils.TestCase),
+        {
+            "__module__": module.__name__,
+            "__qualname__": "SansloopEventLoopTests",
+            "create_event_loop": lambda self: _new_sansloop_loop(),
+        },
+    )
+    mixin_timeout_rounding = module.EventLoopTestsMixin.test_timeout_rounding
+
+    def test_timeout_rounding(self: Any) -> None:
+        # The test counts iterations (sansloop's too); only its failure message reads two
+        # BaseEventLoop attributes, and it builds that message even when the count is fine.
+        self.loop._clock_resolution = self.loop._driver.clock_resolution
+        self.loop._selector = self.loop._driver.selector
+        mixin_timeout_rounding(self)
+
+    cls.test_timeout_rounding = test_timeout_rounding
+    module.SansloopEventLoopTests = cls
+
+
+class _NeverBlockingDriver(SelectorDriver):
+    """The selectors driver with a wait that never blocks.
+
+    The sansloop twin of ``BaseEventLoopTests``' set-up: a ``BaseEventLoop`` whose mock
+    selector returns no events at once.  Tests there rely on it (3.13's
+    ``test_custom_run_forever_integration`` calls ``_run_once()`` with nothing scheduled).
+    """
+
+    def wait(self, timeout: float | None) -> None:
+        super().wait(0.0)
+
+
+def _test_base_events(module: types.ModuleType) -> None:
+    from test.test_asyncio import utils as test_utils
+
+    def set_up(self: Any) -> None:
+        # test_utils.TestCase.setUp, not the original's (which builds a BaseEventLoop with
+        # a mock selector).
+        test_utils.TestCase.setUp(self)
+        self.loop = sansloop.EventLoop(driver=_NeverBlockingDriver())
+        self.set_event_loop(self.loop)
+
+    def set_up_with_selector(self: Any) -> None:
+        # The original builds a real asyncio.SelectorEventLoop.
+        test_utils.TestCase.setUp(self)
+        self.loop = _new_sansloop_loop()
+        self.set_event_loop(self.loop)
+
+    def set_up_sendfile(self: Any) -> None:
+        # The original's, with sansloop instead of selector_events.BaseSelectorEventLoop.
+        from test.support import os_helper
+
+        self.loop = _new_sansloop_loop()
+        self.set_event_loop(self.loop)
+        self.file = open(os_helper.TESTFN, "rb")  # noqa: SIM115 (closed by the cleanup)
+        self.addCleanup(self.file.close)
+        test_utils.TestCase.setUp(self)
+
+    _twin(module, "SansloopBaseEventLoopTests", module.BaseEventLoopTests, {"setUp": set_up})
+    _twin(
+        module,
+        "SansloopLoopSockSendfileTests",
+        module.BaseLoopSockSendfileTests,
+        {"setUp": set_up_sendfile},
+    )
+    _twin(
+        module,
+        "SansloopEventLoopWithSelectorTests",
+        module.BaseEventLoopWithSelectorTests,
+        {"setUp": set_up_with_selector},
+    )
+
+
+def _test_runners(module: types.ModuleType) -> None:
+    def new_loop(self: Any) -> sansloop.EventLoop:
+        # What the original factory adds to its BaseEventLoop, minus the mocks of
+        # BaseEventLoop internals: a record that shutdown_asyncgens() ran.
+        loop = _new_sansloop_loop()
+        loop.shutdown_ag_run = False  # type: ignore[attr-defined]
+
+        async def shutdown_asyncgens() -> None:
+            loop.shutdown_ag_run = True  # type: ignore[attr-defined]
+
+        loop.shutdown_asyncgens = shutdown_asyncgens  # type: ignore[method-assign]
+        return loop
+
+    module.BaseTest.new_loop = new_loop
+
+
+def _test_pep492(module: types.ModuleType) -> None:
+    from test.test_asyncio import utils as test_utils
+
+    def set_up(self: Any) -> None:
+        test_utils.TestCase.setUp(self)
+        self.loop = _new_sansloop_loop()
+        self.set_event_loop(self.loop)
+
+    module.BaseTest.setUp = set_up
+
+
+_ADAPTERS = {
+    "test_events": _test_events,
+    "test_base_events": _test_base_events,
+    "test_runners": _test_runners,
+    "test_pep492": _test_pep492,
+}
+
+
+def add_variants(name: str, module: types.ModuleType) -> None:
+    """Add the sansloop twins to, or retarget the loop factory of, test module ``name``."""
+    adapter = _ADAPTERS.get(name)
+    if adapter is not None:
+        adapter(module)
