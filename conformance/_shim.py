@@ -96,6 +96,9 @@ class _VirtualDriver:
     def wait(self, timeout: float | None) -> None:
         pass
 
+    def attach(self, loop: object, core: object) -> None:
+        pass
+
     def wakeup(self) -> None:
         pass
 

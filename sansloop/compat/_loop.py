@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from sansloop.core import LoopEvent, LoopState, Scheduler, next_state
-from sansloop.drivers import Driver, SelectorDriver
+from sansloop.drivers import Driver, SelectorDriver, VirtualDriver
 
 from ._errors import ExceptionHandler, call_handler, log_context
+from ._readiness import READINESS_METHODS
+from ._sockets import SOCKET_METHODS
 from ._unimplemented import UNIMPLEMENTED
 
 __all__ = ["EventLoop"]
@@ -91,9 +93,13 @@ def _stop_when_done(fut: asyncio.Future[Any]) -> None:
 def _make_driver(driver: Driver | str | None) -> Driver:
     if driver is None or driver == "selectors":
         return SelectorDriver()
+    if driver == "virtual":
+        return VirtualDriver()
     if isinstance(driver, str):
-        raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors'")
-    missing = [name for name in ("time", "wait", "wakeup", "close") if not hasattr(driver, name)]
+        raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors', 'virtual'")
+    missing = [
+        name for name in ("attach", "time", "wait", "wakeup", "close") if not hasattr(driver, name)
+    ]
     if missing:
         raise TypeError(
             f"driver must be a driver name or a driver object, not {driver!r} "
@@ -109,6 +115,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._state = _CLOSED  # until the driver exists, so __del__ has nothing to close
         self._driver = _make_driver(driver)
         self._core = Scheduler(self._driver.clock_resolution)
+        self._driver.attach(self, self._core)
         self._state = _IDLE
         self._push_ready = self._core.push_ready
         # Work other threads posted; call_soon() drains it first, so that what another
@@ -120,6 +127,13 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._driver.time if type(self).time is EventLoop.time else self.time
         )
         self._wait = self._driver.wait
+        # Optional driver hooks for work outside the core (the virtual clock waits for it).
+        self._track_job: Callable[[concurrent.futures.Future[Any]], None] | None = getattr(
+            self._driver, "track_job", None
+        )
+        self._track_thread: Callable[[threading.Thread], None] | None = getattr(
+            self._driver, "track_thread", None
+        )
         self._thread_id: int | None = None
         # True from the moment _run_once looks for a timeout until its wait returns: on the
         # loop's thread only signal handlers and finalizers run then, and they must go
@@ -455,7 +469,12 @@ class EventLoop(asyncio.AbstractEventLoop):
                     thread_name_prefix="asyncio"
                 )
             executor = self._default_executor
-        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+        job = executor.submit(func, *args)
+        fut = asyncio.wrap_future(job, loop=self)
+        if self._track_job is not None:
+            # After wrap_future, so the driver hears of the end after the result was posted.
+            self._track_job(job)
+        return fut
 
     def set_default_executor(self, executor: Any) -> None:
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
@@ -471,6 +490,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         done = self.create_future()
         thread = threading.Thread(target=self._join_executor, args=(executor, done))
         thread.start()
+        if self._track_thread is not None:
+            self._track_thread(thread)
         try:
             async with asyncio.timeout(timeout):
                 await done
@@ -659,7 +680,8 @@ class EventLoop(asyncio.AbstractEventLoop):
 
 
 # The I/O methods whose features have not landed: each raises a clear NotImplementedError.
-for _name, _method in UNIMPLEMENTED.items():
+# Readiness callbacks and socket operations live in their own modules.
+for _name, _method in {**UNIMPLEMENTED, **READINESS_METHODS, **SOCKET_METHODS}.items():
     setattr(EventLoop, _name, _method)
 del _name, _method
 

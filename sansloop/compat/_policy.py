@@ -170,7 +170,7 @@ def _check_policy_driver(driver: object) -> None:
 
 
 def _looks_like_driver(obj: object) -> bool:
-    return all(hasattr(obj, name) for name in ("time", "wait", "wakeup", "close"))
+    return all(hasattr(obj, name) for name in ("attach", "time", "wait", "wakeup", "close"))
 
 
 def _is_internal(module: object) -> bool:

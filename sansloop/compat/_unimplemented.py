@@ -38,32 +38,14 @@ def _async(name: str, feature: str) -> Callable[..., Any]:
 
 
 _NETWORK = "networking (sockets, TCP, Unix and UDP transports)"
-_READINESS = "readiness callbacks on file descriptors"
 _TLS = "TLS"
 _PIPES = "pipes and subprocesses"
 
 #: name -> method, for the compat loop to place in its class body.
 UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
     **{
-        name: _sync(name, _READINESS)
-        for name in (
-            "add_reader",
-            "remove_reader",
-            "add_writer",
-            "remove_writer",
-        )
-    },
-    **{
         name: _async(name, _NETWORK)
         for name in (
-            "sock_recv",
-            "sock_recv_into",
-            "sock_recvfrom",
-            "sock_recvfrom_into",
-            "sock_sendall",
-            "sock_sendto",
-            "sock_connect",
-            "sock_accept",
             "sock_sendfile",
             "create_connection",
             "create_server",

@@ -1,7 +1,35 @@
 """Drivers: the only code in sansloop that touches the world (clocks, waiting, OS objects)."""
 
 from ._contract import Driver as Driver
+from ._contract import FileDescriptorLike as FileDescriptorLike
+from ._contract import ReadinessDriver as ReadinessDriver
 from ._contract import SignalDriver as SignalDriver
+from ._contract import SocketDriver as SocketDriver
+from ._contract import WorkTrackingDriver as WorkTrackingDriver
+from ._deadlock import VirtualDeadlock as VirtualDeadlock
+from ._deadlock import WaitingTask as WaitingTask
 from ._selectors import SelectorDriver as SelectorDriver
+from ._virtual import TimeHold as TimeHold
+from ._virtual import VirtualClock as VirtualClock
+from ._virtual import VirtualDriver as VirtualDriver
+from ._virtual import VirtualStatistics as VirtualStatistics
+from ._virtual import hold_time as hold_time
+from ._virtual import virtual_clock as virtual_clock
 
-__all__ = ["Driver", "SelectorDriver", "SignalDriver"]
+__all__ = [
+    "Driver",
+    "FileDescriptorLike",
+    "ReadinessDriver",
+    "SelectorDriver",
+    "SignalDriver",
+    "SocketDriver",
+    "TimeHold",
+    "VirtualClock",
+    "VirtualDeadlock",
+    "VirtualDriver",
+    "VirtualStatistics",
+    "WaitingTask",
+    "WorkTrackingDriver",
+    "hold_time",
+    "virtual_clock",
+]

@@ -7,15 +7,45 @@ scheduling.  The loop drives one iteration as::
     driver.wait(timeout)          # I/O made ready is queued on the core meanwhile
     core.run_ready(driver.time())
 
+Two capabilities sit beside that core contract, each its own Protocol:
+
+* :class:`ReadinessDriver`: ``add_reader``/``add_writer`` callbacks on file descriptors
+  (readiness drivers only; the loop raises ``NotImplementedError`` without it);
+* :class:`SocketDriver`: socket operations the driver *completes*, shaped so that readiness
+  drivers (try at once, watch the descriptor only when the call would block) and completion
+  drivers (submit to the kernel, complete on the completion packet) both fit.
+
+Every driver is attached once to the loop that owns it, right after the loop made its core
+(:meth:`Driver.attach`): that is where a driver learns where ready callbacks go
+(``core.push_ready``) and, for the virtual driver, when the next timer is due
+(``core.next_deadline()``).  A third capability, :class:`WorkTrackingDriver`, is for drivers
+whose clock must wait for work the core cannot see (executor jobs, helper threads).
+
 ``docs/architecture.md`` describes how each driver meets this contract.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import socket
+import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["Driver", "SignalDriver"]
+from sansloop.core import Scheduler
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+__all__ = [
+    "Driver",
+    "FileDescriptorLike",
+    "ReadinessDriver",
+    "SignalDriver",
+    "SocketDriver",
+    "WorkTrackingDriver",
+]
 
 
 class Driver(Protocol):
@@ -23,6 +53,15 @@ class Driver(Protocol):
 
     #: Smallest difference the clock can tell apart; timers this close to now are due.
     clock_resolution: float
+
+    def attach(self, loop: asyncio.AbstractEventLoop, core: Scheduler) -> None:
+        """Called once by the loop that owns this driver, right after it made ``core``.
+
+        Whatever the driver pushes with ``core.push_ready`` during :meth:`wait` runs in the
+        batch that follows, in push order, unless it was cancelled meanwhile (the core skips
+        cancelled handles, as asyncio does).  A driver serves one loop.
+        """
+        ...
 
     def time(self) -> float:
         """The driver's clock, in seconds."""
@@ -55,4 +94,117 @@ class SignalDriver(Driver, Protocol):
 
     def remove_signal(self, sig: int) -> None:
         """Restore the default disposition of ``sig``."""
+        ...
+
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+#: What ``add_reader`` and friends accept: a descriptor or an object with ``fileno()``.
+FileDescriptorLike = int | _HasFileno
+
+
+class WorkTrackingDriver(Driver, Protocol):
+    """A driver whose clock must wait for work outside the core (the virtual driver).
+
+    The loop reports every ``run_in_executor`` job (after wrapping it, so its result is
+    posted back before the driver hears it ended) and the helper threads it starts.
+    """
+
+    def track_job(self, job: concurrent.futures.Future[Any]) -> None:
+        """``job`` may still post work to the loop until it is done."""
+        ...
+
+    def track_thread(self, thread: threading.Thread) -> None:
+        """``thread`` may still post work to the loop until it ends."""
+        ...
+
+
+class ReadinessDriver(Driver, Protocol):
+    """A driver that can call back when a file descriptor is readable or writable.
+
+    One reader and one writer callback per descriptor, as in asyncio: adding one replaces
+    the previous, which the driver hands back so the loop can cancel it.  During
+    :meth:`Driver.wait` the driver pushes the handle of each ready direction onto the core
+    unless it is cancelled; a cancelled handle found there is unregistered instead.  While
+    any descriptor is registered, ``wait(0.0)`` must really look at the OS.
+    """
+
+    def add_reader(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        """Call ``handle`` whenever ``fd`` is readable; return the handle it replaces."""
+        ...
+
+    def remove_reader(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        """Stop watching ``fd`` for reading; return the handle removed (None: none was)."""
+        ...
+
+    def add_writer(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        """Call ``handle`` whenever ``fd`` is writable; return the handle it replaces."""
+        ...
+
+    def remove_writer(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        """Stop watching ``fd`` for writing; return the handle removed (None: none was)."""
+        ...
+
+
+class SocketDriver(Driver, Protocol):
+    """Socket operations that the driver completes.
+
+    Every method starts one operation on a non-blocking socket and completes ``fut`` with
+    its result or its exception: at once if it can (the future may be done on return), or
+    later, from inside :meth:`Driver.wait`.  Operations in one direction on one socket
+    complete in the order they were started.  Cancelling ``fut`` abandons the operation and
+    releases what it holds (a readiness driver stops watching the descriptor, a completion
+    driver cancels the overlapped request); a cancelled operation may still have moved
+    bytes, as with asyncio.  The loop checks the arguments and resolves addresses before it
+    calls the driver.
+    """
+
+    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
+        """Complete ``fut`` with up to ``nbytes`` bytes (b"" at end of stream)."""
+        ...
+
+    def sock_recv_into(
+        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
+    ) -> None:
+        """Complete ``fut`` with the number of bytes received into ``buf``."""
+        ...
+
+    def sock_recvfrom(
+        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
+    ) -> None:
+        """Complete ``fut`` with one datagram (up to ``bufsize`` bytes) and its sender."""
+        ...
+
+    def sock_recvfrom_into(
+        self,
+        fut: asyncio.Future[tuple[int, Any]],
+        sock: socket.socket,
+        buf: WriteableBuffer,
+        nbytes: int,
+    ) -> None:
+        """Complete ``fut`` with (bytes received into ``buf``, sender)."""
+        ...
+
+    def sock_sendall(
+        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
+    ) -> None:
+        """Complete ``fut`` with None once every byte of ``data`` is sent."""
+        ...
+
+    def sock_sendto(
+        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
+    ) -> None:
+        """Complete ``fut`` with the number of bytes sent in one datagram to ``address``."""
+        ...
+
+    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
+        """Complete ``fut`` with None once connected to the (resolved) ``address``."""
+        ...
+
+    def sock_accept(
+        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
+    ) -> None:
+        """Complete ``fut`` with (a non-blocking connected socket, its peer address)."""
         ...

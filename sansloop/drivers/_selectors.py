@@ -3,19 +3,92 @@
 The default driver on Unix.  The selector class is the caller's choice: macOS users must pass
 ``selectors.SelectSelector`` or ``PollSelector`` to watch character devices, as the Python
 docs explain.
+
+Readiness and socket operations share one registration per descriptor (a :class:`_Watch`,
+the selector key's data): the user's reader and writer handles, as in asyncio, plus FIFO
+queues of pending socket operations per direction.  An operation is tried at once; only when
+it would block is it queued, and the descriptor watched; it is retried, in order, each time
+the selector reports the direction ready.  The registration shrinks as soon as nothing wants
+a direction any more, so ``_user_fds`` counts exactly the descriptors that can make a
+zero-timeout ``select()`` worth its system call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import selectors
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from sansloop.core import Callback, Scheduler
+
+from . import _socket_ops as ops
+from ._contract import FileDescriptorLike
 from ._signals import SignalRouter
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._contract import ReadinessDriver, SignalDriver, SocketDriver
+
 __all__ = ["SelectorDriver"]
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+
+class _Watch:
+    """What one registered descriptor is watched for (the selector key's data)."""
+
+    __slots__ = ("events", "fd", "read_ops", "reader", "write_ops", "writer")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.events = 0
+        self.reader: asyncio.Handle | None = None
+        self.writer: asyncio.Handle | None = None
+        self.read_ops: deque[ops.Op] = deque()
+        self.write_ops: deque[ops.Op] = deque()
+
+    def wanted(self) -> int:
+        events = 0
+        if self.reader is not None or self.read_ops:
+            events = _READ
+        if self.writer is not None or self.write_ops:
+            events |= _WRITE
+        return events
+
+
+def _not_attached(handle: Callback) -> None:
+    raise RuntimeError("the driver was never attached to a core (call attach() first)")
+
+
+def _settle(op: ops.Op, first: bool) -> bool:
+    """Try ``op`` once; complete its future and return True unless the call would block."""
+    fut = op.fut
+    try:
+        result = op.first() if first else op.step()
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if op.abandon is not None:
+            fut.remove_done_callback(op.abandon)
+        fut.set_exception(exc)
+        return True
+    if result is ops.AGAIN:
+        return False
+    if op.abandon is not None:
+        # Completed by us, not cancelled: no need for the clean-up callback to run.
+        fut.remove_done_callback(op.abandon)
+    fut.set_result(result)
+    return True
 
 
 class SelectorDriver:
@@ -39,19 +112,31 @@ class SelectorDriver:
         self._signals = SignalRouter(self._wake_w.fileno()) if sys.platform != "win32" else None
         # File descriptors registered besides our own wake-up socket.
         self._user_fds = 0
+        # The registered descriptors' watches, by descriptor number.
+        self._watches: dict[int, _Watch] = {}
+        self._push_ready: Callable[[Callback], None] = _not_attached
 
     @property
     def selector(self) -> selectors.BaseSelector:
         return self._selector
+
+    def attach(self, loop: asyncio.AbstractEventLoop, core: Scheduler) -> None:
+        self._push_ready = core.push_ready
 
     def wait(self, timeout: float | None) -> None:
         if timeout == 0.0 and not self._user_fds:
             # Nothing but our wake-up socket can be ready, and the inbox is read directly:
             # a zero-timeout poll would be a wasted system call.
             return
-        for key, _mask in self._selector.select(timeout):
-            if key.data is None:
+        for key, mask in self._selector.select(timeout):
+            watch = key.data
+            if watch is None:
                 self._drain_wakeup()
+                continue
+            if mask & _READ:
+                self._ready(watch, True)
+            if mask & _WRITE:
+                self._ready(watch, False)
 
     def wakeup(self) -> None:
         try:
@@ -59,6 +144,217 @@ class SelectorDriver:
         except OSError:
             # Full (a wake-up is already pending) or closed (the loop is gone).
             pass
+
+    # -- readiness callbacks --------------------------------------------------------------
+
+    def add_reader(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        return self._set_handle(fd, handle, True)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        return self._set_handle(fd, None, True)
+
+    def add_writer(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        return self._set_handle(fd, handle, False)
+
+    def remove_writer(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        return self._set_handle(fd, None, False)
+
+    def _set_handle(
+        self, fd: FileDescriptorLike, handle: asyncio.Handle | None, reading: bool
+    ) -> asyncio.Handle | None:
+        mapping = self._selector.get_map()
+        if mapping is None:
+            raise RuntimeError("the selector driver is closed")
+        if handle is not None and self._push_ready is _not_attached:
+            _not_attached(handle)
+        # The selector's own lookup: ValueError for bad descriptors, and a closed file
+        # object is still found by identity, as in asyncio.
+        key = mapping.get(fd)
+        if key is None:
+            if handle is not None:
+                watch = _Watch(-1)
+                if reading:
+                    watch.reader = handle
+                else:
+                    watch.writer = handle
+                self._register(fd, watch)
+            return None
+        watch = key.data
+        if not isinstance(watch, _Watch):
+            raise ValueError(f"file descriptor {key.fd} is the loop's own wake-up socket")
+        if reading:
+            old, watch.reader = watch.reader, handle
+        else:
+            old, watch.writer = watch.writer, handle
+        self._sync(watch)
+        return old
+
+    # -- socket operations ----------------------------------------------------------------
+
+    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
+        self._start(ops.Recv(fut, sock, nbytes))
+
+    def sock_recv_into(
+        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
+    ) -> None:
+        self._start(ops.RecvInto(fut, sock, buf))
+
+    def sock_recvfrom(
+        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
+    ) -> None:
+        self._start(ops.RecvFrom(fut, sock, bufsize))
+
+    def sock_recvfrom_into(
+        self,
+        fut: asyncio.Future[tuple[int, Any]],
+        sock: socket.socket,
+        buf: WriteableBuffer,
+        nbytes: int,
+    ) -> None:
+        self._start(ops.RecvFromInto(fut, sock, buf, nbytes))
+
+    def sock_sendall(
+        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
+    ) -> None:
+        self._start(ops.SendAll(fut, sock, data))
+
+    def sock_sendto(
+        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
+    ) -> None:
+        self._start(ops.SendTo(fut, sock, data, address))
+
+    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
+        self._start(ops.Connect(fut, sock, address))
+
+    def sock_accept(
+        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
+    ) -> None:
+        self._start(ops.Accept(fut, sock))
+
+    def _start(self, op: ops.Op) -> None:
+        fd = op.sock.fileno()
+        watch = self._watches.get(fd)
+        # Behind operations already waiting in this direction, an attempt would jump the
+        # queue (and interleave the bytes of two sendall() calls).
+        if (watch is None or not (watch.read_ops if op.reading else watch.write_ops)) and _settle(
+            op, True
+        ):
+            return
+        if self._closed:
+            op.fut.set_exception(RuntimeError("the selector driver is closed"))
+            return
+        op.abandon = functools.partial(self._abandon, fd, op)
+        if watch is None:
+            watch = _Watch(-1)
+            (watch.read_ops if op.reading else watch.write_ops).append(op)
+            try:
+                self._register(fd, watch)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                op.abandon = None
+                op.fut.set_exception(exc)
+                return
+        else:
+            (watch.read_ops if op.reading else watch.write_ops).append(op)
+            self._sync_or_fail(watch)
+        op.fut.add_done_callback(op.abandon)
+
+    def _abandon(self, fd: int, op: ops.Op, fut: asyncio.Future[Any]) -> None:
+        """``op``'s future was completed by someone else (cancelled): stop waiting for it."""
+        # By descriptor number, not sock.fileno(): the socket may be closed by now.
+        if self._closed:
+            return
+        watch = self._watches.get(fd)
+        if watch is None:
+            return
+        queue = watch.read_ops if op.reading else watch.write_ops
+        try:
+            queue.remove(op)
+        except ValueError:
+            return
+        self._sync_or_fail(watch)
+
+    def _ready(self, watch: _Watch, reading: bool) -> None:
+        """The selector reported ``watch``'s descriptor ready in one direction."""
+        queue = watch.read_ops if reading else watch.write_ops
+        if queue:
+            changed = False
+            while queue:
+                op = queue[0]
+                if op.fut.done() or _settle(op, False):
+                    queue.popleft()
+                    changed = True
+                else:
+                    break
+            if changed:
+                self._sync_or_fail(watch)
+        handle = watch.reader if reading else watch.writer
+        if handle is not None:
+            if handle._cancelled:
+                if reading:
+                    watch.reader = None
+                else:
+                    watch.writer = None
+                self._sync_or_fail(watch)
+            else:
+                self._push_ready(handle)
+
+    # -- registrations --------------------------------------------------------------------
+
+    def _register(self, fd: FileDescriptorLike, watch: _Watch) -> None:
+        events = watch.wanted()
+        key = self._selector.register(fd, events, watch)
+        watch.fd = key.fd
+        watch.events = events
+        self._watches[key.fd] = watch
+        self._user_fds += 1
+
+    def _sync(self, watch: _Watch) -> None:
+        """Make the selector watch what ``watch`` wants; unregister when that is nothing."""
+        events = watch.wanted()
+        if events == watch.events or self._watches.get(watch.fd) is not watch:
+            return
+        if events:
+            try:
+                self._selector.modify(watch.fd, events, watch)
+            except BaseException:
+                # Poll-like selectors forget a descriptor whose modify() failed.
+                if self._selector.get_map().get(watch.fd) is None:
+                    self._forget(watch)
+                raise
+            watch.events = events
+        else:
+            self._forget(watch)
+            self._selector.unregister(watch.fd)
+
+    def _sync_or_fail(self, watch: _Watch) -> None:
+        """:meth:`_sync` where no caller can take an error: pending operations take it."""
+        try:
+            self._sync(watch)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            for op in (*watch.read_ops, *watch.write_ops):
+                if not op.fut.done():
+                    if op.abandon is not None:
+                        op.fut.remove_done_callback(op.abandon)
+                    op.fut.set_exception(exc)
+            watch.read_ops.clear()
+            watch.write_ops.clear()
+            if self._watches.get(watch.fd) is watch:
+                self._forget(watch)
+                try:
+                    self._selector.unregister(watch.fd)
+                except (KeyError, ValueError, OSError):
+                    pass
+
+    def _forget(self, watch: _Watch) -> None:
+        del self._watches[watch.fd]
+        watch.events = 0
+        self._user_fds -= 1
+
+    # -- signals and closing --------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
         if self._signals is None:
@@ -73,6 +369,8 @@ class SelectorDriver:
         if self._closed:
             return
         self._closed = True
+        self._watches = {}
+        self._user_fds = 0
         selector = getattr(self, "_selector", None)
         if selector is not None:
             selector.close()
@@ -87,3 +385,12 @@ class SelectorDriver:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+
+
+if TYPE_CHECKING:
+
+    def _meets_the_contract(
+        driver: SelectorDriver,
+    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver]:
+        # mypy checks SelectorDriver against every capability it claims.
+        return driver, driver, driver
