@@ -29,8 +29,7 @@ Version = tuple[int, int]
 
 #: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
 KINDS = {
-    "networking": "not yet applicable: needs networking (issue 4)",
-    "readiness": "not yet applicable: needs add_reader()/add_writer() (networking, issue 4)",
+    "networking": "not yet applicable: needs transports, servers or sock_sendfile() (issue 4)",
     "subprocess": "not yet applicable: needs pipes and subprocesses (a later issue)",
     "cpython-loop": "tests one of CPython's own loop classes; a sansloop twin runs its tests",
     "private": "asserts on a private attribute of CPython's loop implementation",
@@ -78,6 +77,7 @@ _MODULES: dict[str, Version] = {
     "test_threads": (3, 11),
     "test_base_events": (3, 11),
     "test_events": (3, 11),
+    "test_sock_lowlevel": (3, 11),
 }
 
 #: Rough relative run time, so the slow modules start first.
@@ -87,6 +87,8 @@ _TWIN_EVENTS = "SansloopEventLoopTests"
 _TWIN_BASE = "SansloopBaseEventLoopTests"
 _TWIN_SELECTOR = "SansloopEventLoopWithSelectorTests"
 _TWIN_SENDFILE = "SansloopLoopSockSendfileTests"
+#: test_sock_lowlevel's twins, one per selector class (Sansloop + the original's name).
+_TWIN_SOCK = "Sansloop*EventLoopTests"
 
 EXCLUSIONS: dict[str, list[Rule]] = {
     "test_base_events": [
@@ -209,19 +211,14 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             f"{_TWIN_EVENTS}.test_datagram_send_to_non_listening_address",
             since=(3, 13),
         ),
-        *_rules("networking", "sock_recv()", f"{_TWIN_EVENTS}.test_prompt_cancellation"),
         *_rules(
-            "readiness",
-            "add_reader()/add_writer()",
-            f"{_TWIN_EVENTS}.test_reader_callback",
-            f"{_TWIN_EVENTS}.test_writer_callback",
-            f"{_TWIN_EVENTS}.test_remove_fds_after_closing",
-        ),
-        *_rules(
-            "readiness",
-            "add_reader()/add_writer() on a closed loop; it would pass today only because "
-            "NotImplementedError is a RuntimeError",
-            f"{_TWIN_EVENTS}.test_add_fds_after_closing",
+            "private",
+            "its public assertions (a pending sock_recv() is cancelled promptly) pass on "
+            "sansloop; it then calls the selector loop's private _stop_serving() to drop the "
+            "socket's registration, which sansloop's driver drops when the operation is "
+            "cancelled. sock_recv() cancellation is also covered by test_sock_lowlevel "
+            "Sansloop*EventLoopTests.test_sock_client_racing",
+            f"{_TWIN_EVENTS}.test_prompt_cancellation",
         ),
         *_rules(
             "subprocess",
@@ -235,6 +232,24 @@ EXCLUSIONS: dict[str, list[Rule]] = {
         ),
         *_rules(
             "subprocess", "subprocess_exec/subprocess_shell", f"{_TWIN_EVENTS}.test_subprocess_*"
+        ),
+    ],
+    "test_sock_lowlevel": [
+        *_rules(
+            "cpython-loop",
+            f"builds asyncio.SelectorEventLoop (or ProactorEventLoop); {_TWIN_SOCK} run the "
+            "same tests on sansloop with the same selector",
+            "KqueueEventLoopTests.*",
+            "EPollEventLoopTests.*",
+            "PollEventLoopTests.*",
+            "SelectEventLoopTests.*",
+            "ProactorEventLoopTests.*",
+            optional=True,  # each selector class exists on some platforms only
+        ),
+        *_rules(
+            "networking",
+            "create_connection(sock=...) after a sock_connect()",
+            f"{_TWIN_SOCK}.test_create_connection_sock",
         ),
     ],
 }

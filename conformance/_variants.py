@@ -3,15 +3,17 @@
 Most modules get their loops from the policy or from ``test_utils.TestLoop``, which the shim
 already replaces.  The rest build a CPython loop class by hand; for them:
 
-* ``test_events`` and ``test_base_events``: sansloop *twins* of the classes that test one
-  CPython loop class, sharing their test methods but building ``sansloop.EventLoop``.  The
-  CPython originals are excluded by rule (they test CPython's loops, not sansloop).
+* ``test_events``, ``test_base_events`` and ``test_sock_lowlevel``: sansloop *twins* of the
+  classes that test one CPython loop class, sharing their test methods but building
+  ``sansloop.EventLoop``.  The CPython originals are excluded by rule (they test CPython's
+  loops, not sansloop).
 * ``test_runners`` and ``test_pep492``: every test is about "a loop", built by one base
   class's factory; the factory is *retargeted* to make sansloop loops, in place.
 """
 
 from __future__ import annotations
 
+import selectors
 import types
 from typing import Any
 
@@ -111,6 +113,30 @@ def _test_base_events(module: types.ModuleType) -> None:
     )
 
 
+#: test_sock_lowlevel's per-selector classes, and the selector each one passes to its loop.
+_SOCK_LOWLEVEL_SELECTORS = {
+    "KqueueEventLoopTests": "KqueueSelector",
+    "EPollEventLoopTests": "EpollSelector",
+    "PollEventLoopTests": "PollSelector",
+    "SelectEventLoopTests": "SelectSelector",
+}
+
+
+def _test_sock_lowlevel(module: types.ModuleType) -> None:
+    # One twin per selector class the original module tests (those this platform has):
+    # the selectors driver with the same selector, so each registration path is exercised.
+    for name, selector_name in _SOCK_LOWLEVEL_SELECTORS.items():
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+        selector_class = getattr(selectors, selector_name)
+
+        def create_event_loop(self: Any, selector_class: type = selector_class) -> Any:
+            return sansloop.EventLoop(driver=SelectorDriver(selector_class()))
+
+        _twin(module, f"Sansloop{name}", original, {"create_event_loop": create_event_loop})
+
+
 def _test_runners(module: types.ModuleType) -> None:
     def new_loop(self: Any) -> sansloop.EventLoop:
         # What the original factory adds to its BaseEventLoop, minus the mocks of
@@ -141,6 +167,7 @@ def _test_pep492(module: types.ModuleType) -> None:
 _ADAPTERS = {
     "test_events": _test_events,
     "test_base_events": _test_base_events,
+    "test_sock_lowlevel": _test_sock_lowlevel,
     "test_runners": _test_runners,
     "test_pep492": _test_pep492,
 }

@@ -234,6 +234,8 @@ class SelectorDriver:
     def _start(self, op: ops.Op) -> None:
         fd = op.sock.fileno()
         watch = self._watches.get(fd)
+        if watch is not None and self._drop_abandoned(watch, op.reading):
+            watch = self._watches.get(fd)
         # Behind operations already waiting in this direction, an attempt would jump the
         # queue (and interleave the bytes of two sendall() calls).
         if (watch is None or not (watch.read_ops if op.reading else watch.write_ops)) and _settle(
@@ -259,6 +261,22 @@ class SelectorDriver:
             (watch.read_ops if op.reading else watch.write_ops).append(op)
             self._sync_or_fail(watch)
         op.fut.add_done_callback(op.abandon)
+
+    def _drop_abandoned(self, watch: _Watch, reading: bool) -> bool:
+        """Drop cancelled operations from the head of a queue; return whether there were any.
+
+        A cancelled operation stays queued until its clean-up callback runs, one batch later.
+        A new operation must not wait behind it: it would skip its first attempt (a
+        ``connect`` queued there would never call ``connect()`` and report the cancelled
+        attempt's outcome instead).
+        """
+        queue = watch.read_ops if reading else watch.write_ops
+        if not queue or not queue[0].fut.done():
+            return False
+        while queue and queue[0].fut.done():
+            queue.popleft()
+        self._sync_or_fail(watch)
+        return True
 
     def _abandon(self, fd: int, op: ops.Op, fut: asyncio.Future[Any]) -> None:
         """``op``'s future was completed by someone else (cancelled): stop waiting for it."""

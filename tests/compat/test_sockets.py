@@ -748,3 +748,28 @@ def test_accepted_sockets_are_closed_with_their_owner(
 
     run(any_loop, main())
     assert fd_count() == before
+
+
+def test_connect_again_right_after_a_cancelled_connect(any_loop: asyncio.AbstractEventLoop) -> None:
+    """A new sock_connect must really call connect(), not inherit the cancelled attempt's fate."""
+
+    async def main() -> list[OSError]:
+        refusals: list[OSError] = []
+        with socket.socket() as listener, _nonblocking(socket.socket()) as sock:
+            listener.bind(("127.0.0.1", 0))
+            address = listener.getsockname()
+            first = any_loop.create_task(any_loop.sock_connect(sock, address))
+            await asyncio.sleep(0)
+            first.cancel()
+            listener.listen(1)
+            for _ in range(128):
+                try:
+                    await any_loop.sock_connect(sock, address)
+                except ConnectionRefusedError as exc:
+                    refusals.append(exc)  # the cancelled attempt was refused: try again
+                else:
+                    return refusals
+            raise AssertionError(f"never connected; refused {len(refusals)} times")
+
+    refusals = run(any_loop, main())
+    assert len(refusals) < 128
