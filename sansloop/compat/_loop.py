@@ -140,6 +140,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         # through the inbox so that a wait in progress is woken.
         self._polling = False
         self._debug = False
+        #: Open and not in debug mode: call_soon() may skip its checks.
+        self._plain = False
         self._runner: Callable[[Any], None] | None = None
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
@@ -215,6 +217,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         if self._state is _CLOSED:
             return
         self._state = next_state(self._state, LoopEvent.CLOSE)
+        self._plain = False
         if self._debug:
             logger.debug("Close %r", self)
         self._close_signal_handlers()
@@ -314,14 +317,18 @@ class EventLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         """Run ``callback(*args)`` in a later iteration, in FIFO order."""
-        if self._state is _CLOSED:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            _check_callback(callback, "call_soon")
-        handle = _Handle(callback, args, self, context)
-        if handle._source_traceback:  # type: ignore[attr-defined]
-            del handle._source_traceback[-1]  # type: ignore[attr-defined]
+        if self._plain:
+            # Open and not in debug mode: every task step comes through here.
+            handle = _Handle(callback, args, self, context)
+        else:
+            if self._state is _CLOSED:
+                raise RuntimeError("Event loop is closed")
+            if self._debug:
+                self._check_thread()
+                _check_callback(callback, "call_soon")
+            handle = _Handle(callback, args, self, context)
+            if handle._source_traceback:  # type: ignore[attr-defined]
+                del handle._source_traceback[-1]  # type: ignore[attr-defined]
         if self._posted:
             self._core.drain_inbox()
         self._push_ready(handle)
@@ -579,6 +586,7 @@ class EventLoop(asyncio.AbstractEventLoop):
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
         self._runner = self._run_debug if enabled else None
+        self._plain = not enabled and self._state is not _CLOSED
         if self.is_running():
             self.call_soon_threadsafe(self._set_origin_tracking, enabled)
 

@@ -4,10 +4,10 @@ Any thread may ``post``; only the loop drains.  ``collections.deque`` append and
 atomic, so no lock is needed.  The inbox also decides when the driver must be woken, with a
 Dekker-style handshake that avoids a wake-up system call whenever the loop is not asleep:
 
-* the poster appends, *then* reads ``sleeping``;
+* the poster appends, *then* reads ``sleeping`` (and clears it, claiming the wake-up);
 * the loop sets ``sleeping``, *then* re-reads the queue before it blocks.
 
-Either the poster sees ``sleeping`` (and wakes the driver) or the loop sees the item (and does
+Either a poster sees ``sleeping`` (and wakes the driver) or the loop sees the item (and does
 not block), so a wake-up is never lost; a spare one is harmless.
 """
 
@@ -35,9 +35,17 @@ class Inbox(Generic[_T]):
         return bool(self._items)
 
     def post(self, item: _T) -> bool:
-        """Queue ``item``; return True when the caller must wake the driver."""
+        """Queue ``item``; return True when the caller must wake the driver.
+
+        The first poster to find the loop asleep claims the wake-up by clearing the flag:
+        a burst of posts from a thread that holds the GIL costs one wake-up, not one each.
+        Whoever clears the flag always wakes the driver, so none is lost.
+        """
         self._items.append(item)
-        return self._sleeping
+        if self._sleeping:
+            self._sleeping = False
+            return True
+        return False
 
     def begin_sleep(self) -> bool:
         """Declare the loop about to block; False means work arrived and it must not."""

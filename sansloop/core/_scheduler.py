@@ -60,6 +60,7 @@ class Scheduler:
 
     __slots__ = (
         "_cancelled_timers",
+        "_posted",
         "_ready",
         "_seq",
         "_timers",
@@ -77,6 +78,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._cancelled_timers = 0
         self.inbox: Inbox[Callback] = Inbox()
+        # The inbox's queue, tested directly: Inbox.__bool__ would cost a Python call.
+        self._posted = self.inbox.pending
         #: Queue a callback to run in FIFO order (a bound ``deque.append``: this is the
         #: hottest call in the loop, so it costs no Python frame of its own).
         self.push_ready: Callable[[Callback], None] = self._ready.append
@@ -106,7 +109,7 @@ class Scheduler:
             self._rebuild_heap()
         elif timers and timers[0][2]._cancelled:
             self._drop_cancelled_head()
-        if self._ready or self.inbox or stopping:
+        if self._ready or self._posted or stopping:
             return 0.0
         if not self._timers:
             return None
@@ -122,7 +125,7 @@ class Scheduler:
         uses it for debug-mode timing).  Returns how many callbacks ran.
         """
         ready = self._ready
-        if self.inbox:
+        if self._posted:
             self.inbox.drain_into(ready)
         timers = self._timers
         if timers:
@@ -168,7 +171,7 @@ class Scheduler:
         return self._timers[0][0] if self._timers else None
 
     def has_ready(self) -> bool:
-        return bool(self._ready) or bool(self.inbox)
+        return bool(self._ready) or bool(self._posted)
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(

@@ -399,7 +399,9 @@ class SelectorDriver:
     def _drain_wakeup(self) -> None:
         recv = self._wake_r.recv
         try:
-            while recv(4096):
+            # A short read means the socket is empty: stop there, rather than pay for one
+            # more recv() that fails with BlockingIOError.
+            while len(recv(4096)) == 4096:
                 pass
         except (BlockingIOError, InterruptedError):
             pass

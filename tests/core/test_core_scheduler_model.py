@@ -117,8 +117,10 @@ class Model:
         self.seq += 1
 
     def post(self, handle: FakeHandle) -> bool:
+        """The first post to find the loop asleep claims the wake-up (clears the flag)."""
         self.inbox.append(handle)
-        return self.sleeping
+        woke, self.sleeping = self.sleeping, False
+        return woke
 
     def cancel(self, handle: FakeHandle) -> None:
         self.cancelled.add(handle.hid)
