@@ -1,0 +1,82 @@
+"""The loops compared: sansloop, stock asyncio and (when importable) uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["CONTENDER_NAMES", "Contender", "available_contenders"]
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+#: Every contender this suite knows, in table order.
+CONTENDER_NAMES: tuple[str, ...] = ("sansloop", "asyncio", "uvloop")
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """A named loop factory and the version of what it runs."""
+
+    name: str
+    new_loop: LoopFactory
+    version: str
+
+
+def _stock_asyncio_factory() -> LoopFactory:
+    # The class asyncio.run() uses under the default policy, whatever policy is installed now.
+    loop_class: LoopFactory | None = getattr(asyncio, "EventLoop", None)  # 3.13+
+    if loop_class is not None:
+        return loop_class
+    if sys.platform == "win32":
+        return asyncio.ProactorEventLoop
+    return asyncio.SelectorEventLoop
+
+
+def _sansloop() -> Contender:
+    import sansloop
+
+    version = getattr(sansloop, "__version__", None)
+    if version is None:
+        from importlib.metadata import version as dist_version
+
+        version = dist_version("sansloop")
+    return Contender("sansloop", sansloop.EventLoop, version)
+
+
+def _asyncio() -> Contender:
+    return Contender("asyncio", _stock_asyncio_factory(), sys.version.split()[0])
+
+
+def _uvloop() -> Contender:
+    import uvloop
+
+    return Contender("uvloop", uvloop.new_event_loop, getattr(uvloop, "__version__", "?"))
+
+
+_MAKERS: dict[str, Callable[[], Contender]] = {
+    "sansloop": _sansloop,
+    "asyncio": _asyncio,
+    "uvloop": _uvloop,
+}
+
+
+def available_contenders(
+    names: list[str], *, required: bool
+) -> tuple[list[Contender], dict[str, str]]:
+    """The contenders named, and why any were skipped.
+
+    With ``required`` a contender that cannot be imported is an error; without it (the
+    default list) it is skipped with a note, as uvloop is on Windows.
+    """
+    contenders = []
+    skipped = {}
+    for name in names:
+        try:
+            contenders.append(_MAKERS[name]())
+        except ImportError as exc:
+            if required:
+                raise
+            skipped[name] = f"not importable: {exc}"
+    return contenders, skipped

@@ -1,0 +1,116 @@
+"""Turn results into a table for people and a JSON document for tools."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._contenders import Contender
+from ._runner import Result
+
+__all__ = ["format_table", "to_json", "write_json"]
+
+_OTHERS = ("asyncio", "uvloop")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _geomean(values: list[float]) -> float | None:
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def format_table(
+    results: list[Result], contenders: list[Contender], *, rounds: int, warmup: int
+) -> str:
+    """Median (min) milliseconds per contender, then sansloop's speed against the others."""
+    names = [c.name for c in contenders]
+    others = [o for o in _OTHERS if o in names and "sansloop" in names]
+    header = ["workload", "size", *(f"{n} ms" for n in names), *(f"vs {o}" for o in others)]
+    rows = [header]
+    for result in results:
+        cells = [result.workload.name, f"{result.size:,}"]
+        cells += [f"{_ms(result.median(n))} ({_ms(result.best(n))})" for n in names]
+        cells += [
+            f"{_ratio(result.speedup(o))} ({_ratio(result.speedup(o, best=True))})" for o in others
+        ]
+        rows.append(cells)
+    if others and len(results) > 1:
+        geo = [
+            f"{_ratio(_geomean([r.speedup(o) or 1.0 for r in results]))} "
+            f"({_ratio(_geomean([r.speedup(o, best=True) or 1.0 for r in results]))})"
+            for o in others
+        ]
+        rows.append(["geomean", "", *("" for _ in names), *geo])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest])
+
+    versions = ", ".join(f"{c.name} {c.version}" for c in contenders)
+    out = [
+        f"Python {platform.python_version()} on {platform.machine()} {sys.platform}; {versions}",
+        f"{rounds} rounds after {warmup} warm-up, contenders interleaved; "
+        "times: median (min) ms per run",
+    ]
+    if others:
+        out.append(
+            "vs X: X's time / sansloop's time, of medians (of mins); above 1: sansloop is faster"
+        )
+    out += ["", line(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in rows[1:]]
+    return "\n".join(out)
+
+
+def to_json(
+    results: list[Result],
+    contenders: list[Contender],
+    *,
+    rounds: int,
+    warmup: int,
+    quick: bool,
+    skipped: dict[str, str],
+) -> dict[str, Any]:
+    """Everything measured, raw times included, so runs can be compared later."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "rounds": rounds,
+        "warmup": warmup,
+        "quick": quick,
+        "contenders": {c.name: c.version for c in contenders},
+        "skipped": skipped,
+        "workloads": {
+            r.workload.name: {
+                "description": r.workload.description,
+                "size": r.size,
+                "seconds": r.times,
+                "median": {n: r.median(n) for n in r.times},
+                "min": {n: r.best(n) for n in r.times},
+                "sansloop_speedup": {o: r.speedup(o) for o in _OTHERS if o in r.times},
+                "sansloop_speedup_of_mins": {
+                    o: r.speedup(o, best=True) for o in _OTHERS if o in r.times
+                },
+            }
+            for r in results
+        },
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
