@@ -70,7 +70,7 @@ def conformance(session: nox.Session) -> None:
     session.run("python", "-m", "conformance", *session.posargs)
 
 
-@nox.session(python=PYTHONS[0])
+@nox.session(python=PYTHONS)
 def bench(session: nox.Session) -> None:
     """Benchmarks: sansloop vs asyncio vs uvloop, interleaved, as ratios."""
     _install(session, "bench")
