@@ -57,18 +57,6 @@ def _nonblocking(sock: socket.socket) -> socket.socket:
     return sock
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
-
-
 @contextlib.contextmanager
 def _listener(family: int = socket.AF_INET, backlog: int = 100) -> Iterator[socket.socket]:
     host = "::1" if family == socket.AF_INET6 else "127.0.0.1"

@@ -85,18 +85,6 @@ def owner() -> Iterator[sansloop.EventLoop]:
         loop.close()
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
-
-
 def _selects(driver: SelectorDriver) -> int:
     return type(driver.selector).selects  # type: ignore[attr-defined,no-any-return]
 
