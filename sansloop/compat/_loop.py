@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from sansloop.core import LoopEvent, LoopState, Scheduler, next_state
-from sansloop.drivers import Driver, SelectorDriver, VirtualDriver
+from sansloop.drivers import Driver, LeakWatch, SelectorDriver, VirtualDriver
 
 from ._errors import ExceptionHandler, call_handler, log_context
 from ._readiness import READINESS_METHODS
@@ -134,6 +134,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._track_thread: Callable[[threading.Thread], None] | None = getattr(
             self._driver, "track_thread", None
         )
+        # Optional: the virtual driver's leak report (sansloop/drivers/_leaks.py).
+        self._leak_watch: LeakWatch | None = getattr(self._driver, "leak_watch", None)
         self._thread_id: int | None = None
         # True from the moment _run_once looks for a timeout until its wait returns: on the
         # loop's thread only signal handlers and finalizers run then, and they must go
@@ -183,6 +185,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._check_running()
         new_task = not asyncio.isfuture(future)
         fut = asyncio.ensure_future(future, loop=self)  # type: ignore[arg-type]
+        if self._leak_watch is not None:
+            self._leak_watch.run_starting(fut)
         if new_task:
             # An exception reaches the caller if the task did not finish, so the
             # "Task was destroyed but it is pending" log would only be noise.
@@ -227,6 +231,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         executor, self._default_executor = self._default_executor, None
         if executor is not None:
             executor.shutdown(wait=False)
+        if self._leak_watch is not None:
+            self._leak_watch.loop_closed()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_state", _CLOSED) is not _CLOSED:
@@ -490,6 +496,8 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Join the default executor's threads without blocking the loop."""
+        if self._leak_watch is not None:
+            self._leak_watch.shutting_down()
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is None:
@@ -543,6 +551,8 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     async def shutdown_asyncgens(self) -> None:
         """Close every asynchronous generator still alive on this loop."""
+        if self._leak_watch is not None:
+            self._leak_watch.shutting_down()
         self._asyncgens_shutdown_called = True
         if not len(self._asyncgens):
             return
@@ -576,6 +586,8 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Hand ``context`` to the exception handler; errors inside it are logged."""
+        if self._leak_watch is not None:
+            self._leak_watch.exception_reported(context)
         call_handler(self, self._exception_handler, context)
 
     # -- debug mode -----------------------------------------------------------------------

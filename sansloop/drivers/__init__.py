@@ -8,6 +8,13 @@ from ._contract import SocketDriver as SocketDriver
 from ._contract import WorkTrackingDriver as WorkTrackingDriver
 from ._deadlock import VirtualDeadlock as VirtualDeadlock
 from ._deadlock import WaitingTask as WaitingTask
+from ._leaks import LeakedJob as LeakedJob
+from ._leaks import LeakMode as LeakMode
+from ._leaks import LeakReport as LeakReport
+from ._leaks import LeakWatch as LeakWatch
+from ._leaks import UnretrievedException as UnretrievedException
+from ._leaks import VirtualLeakError as VirtualLeakError
+from ._leaks import VirtualLeakWarning as VirtualLeakWarning
 from ._selectors import SelectorDriver as SelectorDriver
 from ._virtual import TimeHold as TimeHold
 from ._virtual import VirtualClock as VirtualClock
@@ -19,14 +26,21 @@ from ._virtual import virtual_clock as virtual_clock
 __all__ = [
     "Driver",
     "FileDescriptorLike",
+    "LeakMode",
+    "LeakReport",
+    "LeakWatch",
+    "LeakedJob",
     "ReadinessDriver",
     "SelectorDriver",
     "SignalDriver",
     "SocketDriver",
     "TimeHold",
+    "UnretrievedException",
     "VirtualClock",
     "VirtualDeadlock",
     "VirtualDriver",
+    "VirtualLeakError",
+    "VirtualLeakWarning",
     "VirtualStatistics",
     "WaitingTask",
     "WorkTrackingDriver",

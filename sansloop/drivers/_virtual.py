@@ -50,6 +50,17 @@ return when done; inside a coroutine on the loop they return an awaitable to ``a
 every event up to the target time happens at its own time, in order, and the call ends when
 the loop is idle at the target.  With ``auto_advance=False`` the clock moves only through
 these calls; an idle loop with nothing advancing it is a deadlock.
+
+Leaks
+-----
+
+At the end of a run the clock reports what the program left behind (pending tasks,
+executor jobs still running, exceptions never retrieved) instead of letting
+``asyncio.run()`` cancel and wait for it silently; ``_leaks.py`` explains when "the end" is.
+``leaks="warn"`` (the default) issues a :class:`VirtualLeakWarning`, ``"raise"`` raises
+:class:`VirtualLeakError` from ``loop.close()`` (so from ``asyncio.run``), ``"ignore"``
+does neither.  ``clock.leaks()`` returns the report at any moment, ``clock.check_leaks()``
+also warns or raises.
 """
 
 from __future__ import annotations
@@ -71,6 +82,7 @@ import attrs
 from sansloop.core import Scheduler
 
 from ._deadlock import VirtualDeadlock, waiting_tasks
+from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
 
 __all__ = [
     "CLOCK_RESOLUTION",
@@ -187,10 +199,24 @@ class VirtualClock:
 
     ``origin`` is the first value of ``loop.time()``.  The clock never goes backwards, also
     when a closed loop's clock is reused by a new loop (``VirtualDriver(clock)``).
+
+    ``leaks`` says what the end of a run does with a non-empty :class:`LeakReport`:
+    ``"warn"`` (the default), ``"raise"`` or ``"ignore"``.  Warning is the default because
+    the virtual loop must be a drop-in: code that ``asyncio.run()`` accepts keeps its
+    result, while a test-suite, which is where virtual time runs, still hears of the leak.
+    pytest shows the warning with the test that caused it and ``filterwarnings = error`` (or
+    ``-W error::ResourceWarning``) turns it into a failure; ``"raise"`` fails the run itself,
+    for suites that want that without touching warning filters.  (Outside pytest Python
+    ignores ``ResourceWarning`` unless ``-X dev`` or ``-W default`` is on, as it does for
+    unclosed files.)
     """
 
-    def __init__(self, origin: float = 0.0, *, auto_advance: bool = True) -> None:
+    def __init__(
+        self, origin: float = 0.0, *, auto_advance: bool = True, leaks: LeakMode = "warn"
+    ) -> None:
         origin = _check_seconds(origin, "origin")
+        self._leak_mode = check_mode(leaks)
+        self._watch: LeakWatch | None = None
         self._now_ns = _to_ns(origin)
         self._now = self._now_ns / _NS  # always the float image of _now_ns
         self._auto_advance = bool(auto_advance)
@@ -237,6 +263,34 @@ class VirtualClock:
         """The open loop this clock drives, if any."""
         loop = self._loop() if self._loop is not None else None
         return None if loop is None or loop.is_closed() else loop
+
+    @property
+    def leak_mode(self) -> LeakMode:
+        """``"warn"``, ``"raise"`` or ``"ignore"``: what the end of a run does with leaks."""
+        return self._leak_mode
+
+    @leak_mode.setter
+    def leak_mode(self, mode: LeakMode) -> None:
+        self._leak_mode = check_mode(mode)
+
+    # -- leaks -----------------------------------------------------------------------------
+
+    def leaks(self) -> LeakReport:
+        """What the loop holds now that a finished run should not: pending tasks (except the
+        caller's), executor jobs in flight and exceptions never retrieved so far.
+
+        Call it from the loop's thread (inside a coroutine or while the loop is stopped).
+        A future caught in a reference cycle is counted once the garbage collector freed it:
+        call ``gc.collect()`` first to be sure (tasks need no collection).
+        """
+        watch = self._watch
+        return watch.report() if watch is not None else LeakReport(now=self._now)
+
+    def check_leaks(self) -> LeakReport:
+        """:meth:`leaks`, then warn or raise as :attr:`leak_mode` says; returns the report."""
+        report = self.leaks()
+        emit(report, self._leak_mode)
+        return report
 
     # -- holds -----------------------------------------------------------------------------
 
@@ -493,15 +547,19 @@ class VirtualDriver:
     """The loop's side of virtual time: the driver contract, run by a :class:`VirtualClock`.
 
     ``sansloop.new_event_loop(driver="virtual")`` makes one with a fresh clock; pass
-    ``VirtualDriver(VirtualClock(origin=..., auto_advance=...))`` for more control.
+    ``VirtualDriver(VirtualClock(origin=..., auto_advance=..., leaks=...))`` for more
+    control.  ``leaks``, if given, sets the clock's :attr:`VirtualClock.leak_mode`.
     """
 
     clock_resolution: float = CLOCK_RESOLUTION
 
-    def __init__(self, clock: VirtualClock | None = None) -> None:
+    def __init__(self, clock: VirtualClock | None = None, *, leaks: LeakMode | None = None) -> None:
         self._clock = clock if clock is not None else VirtualClock()
+        if leaks is not None:
+            self._clock.leak_mode = leaks
         self._attached = False
         self._closed = False
+        self._watch: LeakWatch | None = None
 
     @property
     def clock(self) -> VirtualClock:
@@ -531,10 +589,19 @@ class VirtualDriver:
             raise RuntimeError("a VirtualDriver serves one loop; make a new one")
         self._clock._attach(loop, core)
         self._attached = True
+        clock = self._clock
+        self._watch = clock._watch = LeakWatch(loop, clock.time, lambda: clock.leak_mode)
+
+    @property
+    def leak_watch(self) -> LeakWatch | None:
+        """The loop's leak bookkeeping (see ``_leaks.py``); the loop calls its hooks."""
+        return self._watch
 
     def track_job(self, job: concurrent.futures.Future[Any]) -> None:
         """Hold the clock until ``job`` is done (its result is posted back first)."""
         hold = TimeHold(self._clock)
+        if self._watch is not None:
+            self._watch.job_submitted(job)
         job.add_done_callback(lambda _job: hold.release())
 
     def track_thread(self, thread: threading.Thread) -> None:
