@@ -1,0 +1,44 @@
+"""Loop factories for virtual time: one stable object per configuration.
+
+pytest-asyncio caches a scoped loop by the identity of the factory that made it, so the
+same ``(origin, auto_advance)`` must always give the same factory object, or a module- or
+session-scoped loop would be rebuilt for every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Callable
+
+__all__ = ["virtual_loop_factory"]
+
+
+@functools.cache
+def _factory(origin: float, auto_advance: bool) -> Callable[[], asyncio.AbstractEventLoop]:
+    def new_virtual_loop() -> asyncio.AbstractEventLoop:
+        # Imported here: the pytest plugin loads in every session, virtual or not.
+        from sansloop.compat import new_event_loop
+        from sansloop.drivers import VirtualClock, VirtualDriver
+
+        return new_event_loop(driver=VirtualDriver(VirtualClock(origin, auto_advance=auto_advance)))
+
+    new_virtual_loop.__qualname__ = (
+        f"virtual_loop_factory(origin={origin!r}, auto_advance={auto_advance!r})"
+    )
+    return new_virtual_loop
+
+
+def virtual_loop_factory(
+    origin: float = 0.0, *, auto_advance: bool = True
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A ``loop_factory`` making sansloop loops on a fresh virtual clock starting at ``origin``.
+
+    For ``asyncio.Runner(loop_factory=...)``, ``asyncio.run`` (3.12+) or a
+    ``pytest_asyncio_loop_factories`` hook of your own.  Equal arguments give the same object.
+    """
+    value = float(origin)
+    if not math.isfinite(value):
+        raise ValueError(f"origin must be finite, got {origin!r}")
+    return _factory(value, bool(auto_advance))
