@@ -25,7 +25,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from sansloop.core import LoopEvent, LoopState, Scheduler, next_state
-from sansloop.drivers import Driver, LeakWatch, SelectorDriver, VirtualDriver
+from sansloop.drivers import (
+    Driver,
+    RunObserver,
+    SelectorDriver,
+    VirtualDriver,
+)
 
 from ._errors import ExceptionHandler, call_handler, log_context
 from ._readiness import READINESS_METHODS
@@ -127,15 +132,15 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._driver.time if type(self).time is EventLoop.time else self.time
         )
         self._wait = self._driver.wait
-        # Optional driver hooks for work outside the core (the virtual clock waits for it).
+        # Optional (drivers.WorkTrackingDriver): work outside the core the clock waits for.
         self._track_job: Callable[[concurrent.futures.Future[Any]], None] | None = getattr(
             self._driver, "track_job", None
         )
         self._track_thread: Callable[[threading.Thread], None] | None = getattr(
             self._driver, "track_thread", None
         )
-        # Optional: the virtual driver's leak report (sansloop/drivers/_leaks.py).
-        self._leak_watch: LeakWatch | None = getattr(self._driver, "leak_watch", None)
+        # Optional (drivers.RunObserver): the virtual driver's leak report.
+        self._leak_watch: RunObserver | None = getattr(self._driver, "leak_watch", None)
         self._thread_id: int | None = None
         # True from the moment _run_once looks for a timeout until its wait returns: on the
         # loop's thread only signal handlers and finalizers run then, and they must go

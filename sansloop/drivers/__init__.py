@@ -3,6 +3,7 @@
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
 from ._contract import ReadinessDriver as ReadinessDriver
+from ._contract import RunObserver as RunObserver
 from ._contract import SignalDriver as SignalDriver
 from ._contract import SocketDriver as SocketDriver
 from ._contract import WorkTrackingDriver as WorkTrackingDriver
@@ -31,6 +32,7 @@ __all__ = [
     "LeakWatch",
     "LeakedJob",
     "ReadinessDriver",
+    "RunObserver",
     "SelectorDriver",
     "SignalDriver",
     "SocketDriver",

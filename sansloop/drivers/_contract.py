@@ -18,8 +18,10 @@ Two capabilities sit beside that core contract, each its own Protocol:
 Every driver is attached once to the loop that owns it, right after the loop made its core
 (:meth:`Driver.attach`): that is where a driver learns where ready callbacks go
 (``core.push_ready``) and, for the virtual driver, when the next timer is due
-(``core.next_deadline()``).  A third capability, :class:`WorkTrackingDriver`, is for drivers
-whose clock must wait for work the core cannot see (executor jobs, helper threads).
+(``core.next_deadline()``).  Two more capabilities serve the virtual driver:
+:class:`WorkTrackingDriver`, for drivers whose clock must wait for work the core cannot see
+(executor jobs, helper threads), and :class:`RunObserver`, which a driver offers as its
+``leak_watch`` attribute to hear where a run is in its life (the leak report).
 
 ``docs/architecture.md`` describes how each driver meets this contract.
 """
@@ -42,6 +44,7 @@ __all__ = [
     "Driver",
     "FileDescriptorLike",
     "ReadinessDriver",
+    "RunObserver",
     "SignalDriver",
     "SocketDriver",
     "WorkTrackingDriver",
@@ -118,6 +121,30 @@ class WorkTrackingDriver(Driver, Protocol):
 
     def track_thread(self, thread: threading.Thread) -> None:
         """``thread`` may still post work to the loop until it ends."""
+        ...
+
+
+class RunObserver(Protocol):
+    """Hears the stages of a run; a driver offers one as its ``leak_watch`` attribute.
+
+    The loop calls each method at the stage it names; none of them may raise except
+    :meth:`loop_closed`, which may report what the run left behind by raising.
+    """
+
+    def run_starting(self, future: asyncio.Future[Any]) -> None:
+        """``run_until_complete(future)`` begins (the loop is stopped)."""
+        ...
+
+    def shutting_down(self) -> None:
+        """``shutdown_asyncgens()`` or ``shutdown_default_executor()`` begins."""
+        ...
+
+    def exception_reported(self, context: dict[str, Any]) -> None:
+        """The loop's exception handler is about to receive ``context``."""
+        ...
+
+    def loop_closed(self) -> None:
+        """The loop has closed and released everything."""
         ...
 
 

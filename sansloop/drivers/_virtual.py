@@ -75,12 +75,13 @@ import weakref
 from asyncio import events as _events
 from collections.abc import Awaitable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from sansloop.core import Scheduler
 
+from ._contract import Driver, RunObserver, WorkTrackingDriver
 from ._deadlock import VirtualDeadlock, waiting_tasks
 from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
 
@@ -636,3 +637,12 @@ def hold_time(loop: asyncio.AbstractEventLoop | None = None) -> TimeHold:
     if loop is None:
         loop = asyncio.get_running_loop()
     return TimeHold(_clocks.get(loop))
+
+
+if TYPE_CHECKING:
+
+    def _meets_the_contract(
+        driver: VirtualDriver, watch: LeakWatch
+    ) -> tuple[Driver, WorkTrackingDriver, RunObserver]:
+        """mypy checks that the virtual driver and its leak watch meet their Protocols."""
+        return driver, driver, watch
