@@ -33,6 +33,37 @@ def fd_count() -> Callable[[], int]:
     return _open_fds
 
 
+class ClockOnlyDriver:
+    """A driver with the core contract and nothing else (no readiness, no sockets)."""
+
+    clock_resolution = 1e-9
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float | None) -> None:
+        if timeout:
+            self.now += timeout
+
+    def attach(self, loop: asyncio.AbstractEventLoop, core: object) -> None:
+        pass
+
+    def wakeup(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def clock_only_driver() -> ClockOnlyDriver:
+    """A fresh driver that lacks every optional capability."""
+    return ClockOnlyDriver()
+
+
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """A connected pair of non-blocking sockets, closed afterwards."""

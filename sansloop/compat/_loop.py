@@ -284,17 +284,14 @@ class EventLoop(asyncio.AbstractEventLoop):
         core = self._core
         self._polling = True
         timeout = core.timeout(self._clock(), self._state is _STOPPING)
-        if timeout == 0.0:
-            self._wait(0.0)
+        # Block only if nothing was posted meanwhile (the inbox's sleep handshake).
+        if timeout != 0.0 and core.inbox.begin_sleep():
+            try:
+                self._wait(timeout)
+            finally:
+                core.inbox.end_sleep()
         else:
-            inbox = core.inbox
-            if inbox.begin_sleep():
-                try:
-                    self._wait(timeout)
-                finally:
-                    inbox.end_sleep()
-            else:
-                self._wait(0.0)
+            self._wait(0.0)
         self._polling = False
         core.run_ready(self._clock(), self._runner)
 

@@ -19,15 +19,6 @@ def _message(name: str, feature: str) -> str:
     )
 
 
-def _sync(name: str, feature: str) -> Callable[..., NoReturn]:
-    def method(self: object, *args: Any, **kwargs: Any) -> NoReturn:
-        raise NotImplementedError(_message(name, feature))
-
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"Not implemented yet: {feature}."
-    return method
-
-
 def _async(name: str, feature: str) -> Callable[..., Any]:
     async def method(self: object, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotImplementedError(_message(name, feature))

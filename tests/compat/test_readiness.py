@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import sansloop
+from sansloop.drivers import Driver
 
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
@@ -284,38 +285,13 @@ def test_no_descriptor_leaks(
     assert fd_count() == before
 
 
-class _ClockOnlyDriver:
-    """A driver with the core contract and nothing else (no readiness, no sockets)."""
-
-    clock_resolution = 1e-9
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    def wait(self, timeout: float | None) -> None:
-        if timeout:
-            self.now += timeout
-
-    def attach(self, loop: asyncio.AbstractEventLoop, core: object) -> None:
-        pass
-
-    def wakeup(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("method", ["add_reader", "add_writer", "remove_reader", "remove_writer"])
-def test_driver_without_readiness(method: str) -> None:
-    loop = sansloop.EventLoop(driver=_ClockOnlyDriver())
+def test_driver_without_readiness(method: str, clock_only_driver: Driver) -> None:
+    loop = sansloop.EventLoop(driver=clock_only_driver)
     a, b = socket.socketpair()
     try:
         args = (a, print) if method.startswith("add") else (a,)
-        with pytest.raises(NotImplementedError, match="_ClockOnlyDriver driver has no readiness"):
+        with pytest.raises(NotImplementedError, match="ClockOnlyDriver driver has no readiness"):
             getattr(loop, method)(*args)
     finally:
         loop.close()

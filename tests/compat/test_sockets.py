@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 import sansloop
+from sansloop.drivers import Driver
 
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
@@ -604,30 +605,9 @@ def test_ssl_socket_is_refused(any_loop: asyncio.AbstractEventLoop, method: str)
         run(any_loop, _calls(sock)[method](any_loop))
 
 
-class _ClockOnlyDriver:
-    """A driver with the core contract and nothing else (no readiness, no sockets)."""
-
-    clock_resolution = 1e-9
-
-    def time(self) -> float:
-        return 0.0
-
-    def wait(self, timeout: float | None) -> None:
-        pass
-
-    def attach(self, loop: asyncio.AbstractEventLoop, core: object) -> None:
-        pass
-
-    def wakeup(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("method", _METHODS)
-def test_driver_without_socket_operations(method: str) -> None:
-    loop = sansloop.EventLoop(driver=_ClockOnlyDriver())
+def test_driver_without_socket_operations(method: str, clock_only_driver: Driver) -> None:
+    loop = sansloop.EventLoop(driver=clock_only_driver)
     try:
         with _nonblocking(socket.socket()) as sock:
             coro = _calls(sock)[method](loop)
