@@ -162,6 +162,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._origin_tracking = False
         self._saved_origin_depth = 0
         self._signal_handlers: dict[int, asyncio.Handle] = {}
+        # Descriptors owned by transports: the readiness and sock_* methods refuse them.
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self.set_debug(_debug_from_environment())
 
     def __repr__(self) -> str:

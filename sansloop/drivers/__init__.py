@@ -6,6 +6,8 @@ from ._contract import ReadinessDriver as ReadinessDriver
 from ._contract import RunObserver as RunObserver
 from ._contract import SignalDriver as SignalDriver
 from ._contract import SocketDriver as SocketDriver
+from ._contract import StreamDriver as StreamDriver
+from ._contract import StreamListener as StreamListener
 from ._contract import WorkTrackingDriver as WorkTrackingDriver
 from ._deadlock import VirtualDeadlock as VirtualDeadlock
 from ._deadlock import WaitingTask as WaitingTask
@@ -36,6 +38,8 @@ __all__ = [
     "SelectorDriver",
     "SignalDriver",
     "SocketDriver",
+    "StreamDriver",
+    "StreamListener",
     "TimeHold",
     "UnretrievedException",
     "VirtualClock",

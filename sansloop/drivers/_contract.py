@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sansloop.core import Scheduler
+from sansloop.core import Scheduler, StreamChannel, StreamSink
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -47,6 +47,8 @@ __all__ = [
     "RunObserver",
     "SignalDriver",
     "SocketDriver",
+    "StreamDriver",
+    "StreamListener",
     "WorkTrackingDriver",
 ]
 
@@ -234,4 +236,43 @@ class SocketDriver(Driver, Protocol):
         self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
     ) -> None:
         """Complete ``fut`` with (a non-blocking connected socket, its peer address)."""
+        ...
+
+
+class StreamListener(Protocol):
+    """Accepts connections on one listening socket while started."""
+
+    def start(self) -> None:
+        """Begin accepting (again)."""
+        ...
+
+    def stop(self) -> None:
+        """Accept nothing more until :meth:`start`; the socket stays open."""
+        ...
+
+
+class StreamDriver(Driver, Protocol):
+    """A driver that can carry stream transports (TCP, Unix sockets).
+
+    The transport logic lives once in :class:`sansloop.core.StreamTransportCore`; a driver
+    only moves bytes for it through a :class:`sansloop.core.StreamChannel` and accepts
+    connections through a :class:`StreamListener`.
+    """
+
+    def open_stream(self, sock: socket.socket, sink: StreamSink) -> StreamChannel:
+        """The channel of a connected non-blocking ``sock``, reporting to ``sink``."""
+        ...
+
+    def open_listener(
+        self,
+        sock: socket.socket,
+        backlog: int,
+        accepted: Callable[[socket.socket, Any], None],
+        failed: Callable[[OSError], None],
+    ) -> StreamListener:
+        """A listener for the listening ``sock``, stopped until started.
+
+        Each accepted connection reaches ``accepted(non-blocking socket, peer address)``;
+        an error other than "nothing to accept" reaches ``failed``.
+        """
         ...

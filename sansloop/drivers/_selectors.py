@@ -29,12 +29,15 @@ from sansloop.core import Callback, Scheduler
 
 from . import _socket_ops as ops
 from ._contract import FileDescriptorLike
+from ._selector_streams import ReadinessListener, ReadinessStream
 from ._signals import SignalRouter
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from ._contract import ReadinessDriver, SignalDriver, SocketDriver
+    from sansloop.core import StreamSink
+
+    from ._contract import ReadinessDriver, SignalDriver, SocketDriver, StreamDriver
 
 __all__ = ["SelectorDriver"]
 
@@ -115,6 +118,7 @@ class SelectorDriver:
         # The registered descriptors' watches, by descriptor number.
         self._watches: dict[int, _Watch] = {}
         self._push_ready: Callable[[Callback], None] = _not_attached
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def selector(self) -> selectors.BaseSelector:
@@ -122,6 +126,7 @@ class SelectorDriver:
 
     def attach(self, loop: asyncio.AbstractEventLoop, core: Scheduler) -> None:
         self._push_ready = core.push_ready
+        self._loop = loop
 
     def wait(self, timeout: float | None) -> None:
         if timeout == 0.0 and not self._user_fds:
@@ -372,6 +377,24 @@ class SelectorDriver:
         watch.events = 0
         self._user_fds -= 1
 
+    # -- streams --------------------------------------------------------------------------
+
+    def open_stream(self, sock: socket.socket, sink: StreamSink) -> ReadinessStream:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return ReadinessStream(self, self._loop, sock, sink)
+
+    def open_listener(
+        self,
+        sock: socket.socket,
+        backlog: int,
+        accepted: Callable[[socket.socket, Any], None],
+        failed: Callable[[OSError], None],
+    ) -> ReadinessListener:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return ReadinessListener(self, self._loop, sock, backlog, accepted, failed)
+
     # -- signals and closing --------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
@@ -411,6 +434,6 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: SelectorDriver,
-    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver]:
+    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver]:
         # mypy checks SelectorDriver against every capability it claims.
-        return driver, driver, driver
+        return driver, driver, driver, driver
