@@ -32,8 +32,12 @@ from sansloop.drivers import (
     VirtualDriver,
 )
 
+from ._connections import CONNECTION_METHODS
+from ._datagram import DATAGRAM_METHODS
 from ._errors import ExceptionHandler, call_handler, log_context
 from ._readiness import READINESS_METHODS
+from ._sendfile import SENDFILE_METHODS
+from ._servers import SERVER_METHODS
 from ._sockets import SOCKET_METHODS
 from ._unimplemented import UNIMPLEMENTED
 
@@ -705,9 +709,18 @@ class EventLoop(asyncio.AbstractEventLoop):
 
 # The I/O methods whose features have not landed: each raises a clear NotImplementedError.
 # Readiness callbacks and socket operations live in their own modules.
-for _name, _method in {**UNIMPLEMENTED, **READINESS_METHODS, **SOCKET_METHODS}.items():
+_METHODS = {
+    **UNIMPLEMENTED,
+    **READINESS_METHODS,
+    **SOCKET_METHODS,
+    **CONNECTION_METHODS,
+    **SERVER_METHODS,
+    **DATAGRAM_METHODS,
+    **SENDFILE_METHODS,
+}
+for _name, _method in _METHODS.items():
     setattr(EventLoop, _name, _method)
-del _name, _method
+del _name, _method, _METHODS
 
 
 def _check_signal(sig: object) -> None:

@@ -1,0 +1,11 @@
+"""Placeholder: filled in by the networking work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SENDFILE_METHODS"]
+
+#: name -> method, for the compat loop to place in its class body.
+SENDFILE_METHODS: dict[str, Callable[..., Any]] = {}
