@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ._loop import EventLoop
 
-__all__ = ["READINESS_METHODS", "check_fileobj"]
+__all__ = ["READINESS_METHODS", "check_fileobj", "ensure_fd_no_transport"]
 
 
 def check_fileobj(fd: object) -> int:
@@ -29,6 +29,13 @@ def check_fileobj(fd: object) -> int:
         return int(fd.fileno())  # type: ignore[attr-defined]
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"Invalid file object: {fd!r}") from None
+
+
+def ensure_fd_no_transport(loop: EventLoop, fd: object) -> None:
+    """Refuse a descriptor a live transport owns: two owners would corrupt its stream."""
+    transport = loop._transports.get(check_fileobj(fd))
+    if transport is not None and not transport.is_closing():
+        raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
 
 def _driver(loop: EventLoop) -> ReadinessDriver:
@@ -45,7 +52,7 @@ def add_reader(
     self: EventLoop, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
 ) -> None:
     """Call ``callback(*args)`` whenever ``fd`` is readable (replacing any reader)."""
-    check_fileobj(fd)
+    ensure_fd_no_transport(self, fd)
     self._check_closed()
     replaced = _driver(self).add_reader(fd, Handle(callback, args, self, None))
     if replaced is not None:
@@ -54,7 +61,7 @@ def add_reader(
 
 def remove_reader(self: EventLoop, fd: FileDescriptorLike) -> bool:
     """Stop watching ``fd`` for reading; return whether a reader was registered."""
-    check_fileobj(fd)
+    ensure_fd_no_transport(self, fd)
     if self.is_closed():
         return False
     removed = _driver(self).remove_reader(fd)
@@ -68,7 +75,7 @@ def add_writer(
     self: EventLoop, fd: FileDescriptorLike, callback: Callable[..., object], *args: Any
 ) -> None:
     """Call ``callback(*args)`` whenever ``fd`` is writable (replacing any writer)."""
-    check_fileobj(fd)
+    ensure_fd_no_transport(self, fd)
     self._check_closed()
     replaced = _driver(self).add_writer(fd, Handle(callback, args, self, None))
     if replaced is not None:
@@ -77,7 +84,7 @@ def add_writer(
 
 def remove_writer(self: EventLoop, fd: FileDescriptorLike) -> bool:
     """Stop watching ``fd`` for writing; return whether a writer was registered."""
-    check_fileobj(fd)
+    ensure_fd_no_transport(self, fd)
     if self.is_closed():
         return False
     removed = _driver(self).remove_writer(fd)

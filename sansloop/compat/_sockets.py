@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._readiness import ensure_fd_no_transport
 from ._resolve import HAS_IPV6, ensure_resolved
 
 try:
@@ -37,6 +38,7 @@ def _driver(loop: EventLoop, sock: socket.socket) -> SocketDriver:
         raise TypeError("Socket cannot be of type SSLSocket")
     if loop._debug and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
+    ensure_fd_no_transport(loop, sock)
     loop._check_closed()
     driver = loop._driver
     if not hasattr(driver, "sock_recv"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import warnings
-from asyncio import trsock
+from asyncio import constants, trsock
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,8 @@ class SocketTransport(StreamTransportCore, asyncio.Transport):
 
     # Set first thing, so that __del__ finds it even if __init__ failed early.
     _sock: socket.socket | None = None
+    #: loop.sendfile() may use os.sendfile() on the socket once the buffer drained.
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
 
     def __init__(
         self,

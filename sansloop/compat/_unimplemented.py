@@ -38,12 +38,7 @@ UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
         name: _async(name, _NETWORK)
         for name in (
             "sock_sendfile",
-            "create_connection",
-            "create_server",
-            "create_unix_connection",
-            "create_unix_server",
             "create_datagram_endpoint",
-            "connect_accepted_socket",
             "sendfile",
         )
     },
