@@ -157,7 +157,9 @@ def test_wait_closed_waits_for_the_last_client(any_loop: asyncio.AbstractEventLo
     async def main() -> None:
         peers = Peers()
         server = await any_loop.create_server(peers, "127.0.0.1", 0)
-        transport, client = await any_loop.create_connection(Peer, *server.sockets[0].getsockname())
+        _transport, client = await any_loop.create_connection(
+            Peer, *server.sockets[0].getsockname()
+        )
         await peers.wait_for(1)
         server.close()
         waiting = asyncio.ensure_future(server.wait_closed())
