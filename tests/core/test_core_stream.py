@@ -10,6 +10,7 @@ when closing, and the channel is closed then; write_eof half-closes once the buf
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -221,7 +222,7 @@ class TransportMachine(RuleBasedStateMachine):
     @invariant()
     def pause_and_resume_alternate(self) -> None:
         flow = [e for e in self.protocol.events if e in ("pause", "resume")]
-        assert all(a != b for a, b in zip(flow, flow[1:], strict=False))
+        assert all(a != b for a, b in itertools.pairwise(flow))
         if flow and flow[0] == "resume":
             raise AssertionError("resume_writing before pause_writing")
 
@@ -283,7 +284,7 @@ def test_write_failure_is_fatal_and_reported_quietly() -> None:
 
 
 def test_protocol_failure_goes_to_the_handler() -> None:
-    host, channel, protocol, transport = _new()
+    host, _channel, protocol, transport = _new()
 
     def broken(data: bytes) -> None:
         raise ZeroDivisionError
@@ -298,14 +299,14 @@ def test_protocol_failure_goes_to_the_handler() -> None:
 
 
 def test_eof_kept_open_stops_reading_only() -> None:
-    host, channel, protocol, transport = _new()
+    _host, channel, protocol, transport = _new()
     protocol.keep_open = True
     transport.received(b"")
     assert protocol.events == ["made", "eof"]
     assert not channel.reading
     assert not transport.is_closing()
     protocol.keep_open = False
-    host2, channel2, protocol2, transport2 = _new()
+    host2, _channel2, protocol2, transport2 = _new()
     transport2.received(b"")
     host2.run_soon()
     assert protocol2.events == ["made", "eof", ("lost", None)]
