@@ -443,6 +443,27 @@ _BAD_CALLS: dict[str, Callable[[asyncio.AbstractEventLoop, list[socket.socket]],
     "connection: bad local_addr": lambda loop, socks: loop.create_connection(
         asyncio.Protocol, "127.0.0.1", 1, local_addr=("192.0.2.1", 0)
     ),
+    "connection: unknown host": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "host.invalid", 80
+    ),
+    "connection: malformed address": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "::zz", 80
+    ),
+    "connection: null in host": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "a\x00b", 80
+    ),
+    "connection: negative port": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", -1
+    ),
+    "connection: port too large": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", 70000
+    ),
+    "connection: port of a wrong type": lambda loop, socks: loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", [1]
+    ),
+    "server: unknown family": lambda loop, socks: loop.create_server(
+        asyncio.Protocol, "127.0.0.1", 0, family=999
+    ),
     "server: ssl=True": lambda loop, socks: loop.create_server(
         asyncio.Protocol, "127.0.0.1", 0, ssl=True
     ),
