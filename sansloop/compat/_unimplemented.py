@@ -37,9 +37,7 @@ UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
     **{
         name: _async(name, _NETWORK)
         for name in (
-            "sock_sendfile",
             "create_datagram_endpoint",
-            "sendfile",
         )
     },
     "start_tls": _async("start_tls", _TLS),
