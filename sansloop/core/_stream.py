@@ -507,6 +507,9 @@ class StreamTransportCore:
                 self._protocol.connection_lost(exc)
         finally:
             self._released_already = True
+            # Lost for good, also when close() flushed its last byte: a later write() is
+            # dropped and a later abort() does nothing.
+            self._conn_lost = max(self._conn_lost, 1)
             self._channel.close()
             self._protocol = None
             self._host = None

@@ -273,6 +273,20 @@ def test_close_flushes_then_loses_once() -> None:
     assert channel.closed == 1
 
 
+def test_abort_after_close_flushed_is_harmless() -> None:
+    host, channel, protocol, transport = _new()
+    transport.write(b"abc")
+    transport.close()
+    channel.accept = 10
+    transport.sent(3)
+    assert protocol.events == ["made", ("lost", None)]
+    transport.abort()
+    transport.write(b"late")
+    host.run_soon()
+    assert protocol.events == ["made", ("lost", None)]
+    assert channel.closed == 1
+
+
 def test_write_failure_is_fatal_and_reported_quietly() -> None:
     host, channel, protocol, transport = _new()
     channel.fail = ConnectionResetError("gone")
