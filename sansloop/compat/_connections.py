@@ -281,7 +281,7 @@ async def create_unix_connection(
     ssl_shutdown_timeout: float | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect a stream transport to the Unix socket at ``path`` (or wrap ``sock``)."""
-    if not hasattr(socket, "AF_UNIX"):
+    if sys.platform == "win32":
         raise NotImplementedError("Unix sockets are not available on this platform")
     if ssl:
         if server_hostname is None:

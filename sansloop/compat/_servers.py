@@ -415,6 +415,8 @@ def _remove_stale_socket(path: str | bytes) -> None:
 
 
 def _bound_unix_socket(path: str | bytes) -> socket.socket:
+    if sys.platform == "win32":
+        raise NotImplementedError("Unix sockets are not available on this platform")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     _remove_stale_socket(path)
     try:
@@ -444,7 +446,7 @@ async def create_unix_server(
     cleanup_socket: bool | None = None,
 ) -> Server:
     """Listen on the Unix socket at ``path`` (a stale socket file there is replaced)."""
-    if not hasattr(socket, "AF_UNIX"):
+    if sys.platform == "win32":
         raise NotImplementedError("Unix sockets are not available on this platform")
     if sys.version_info < (3, 13):
         if cleanup_socket is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import warnings
 from asyncio import constants, trsock
 from collections.abc import Callable
@@ -103,6 +104,12 @@ class SocketTransport(StreamTransportCore, asyncio.Transport):
                 set_result_unless_cancelled(waiter, None)
 
         self.start(on_made)
+
+    if sys.version_info < (3, 12):
+
+        def writelines(self, list_of_data: Any) -> None:
+            # 3.11's transport has no writelines of its own: it is write() of the join.
+            self.write(b"".join(list_of_data))
 
     def _is_buffered(self, protocol: Any) -> bool:
         return isinstance(protocol, asyncio.BufferedProtocol)
