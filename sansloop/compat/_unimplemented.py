@@ -28,18 +28,11 @@ def _async(name: str, feature: str) -> Callable[..., Any]:
     return method
 
 
-_NETWORK = "networking (sockets, TCP, Unix and UDP transports)"
 _TLS = "TLS"
 _PIPES = "pipes and subprocesses"
 
 #: name -> method, for the compat loop to place in its class body.
 UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
-    **{
-        name: _async(name, _NETWORK)
-        for name in (
-            "create_datagram_endpoint",
-        )
-    },
     "start_tls": _async("start_tls", _TLS),
     **{
         name: _async(name, _PIPES)

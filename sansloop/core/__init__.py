@@ -3,6 +3,9 @@
 Nothing here makes a system call, reads a clock, starts a thread or keeps global state.
 """
 
+from ._datagram import DatagramChannel as DatagramChannel
+from ._datagram import DatagramSink as DatagramSink
+from ._datagram import DatagramTransportCore as DatagramTransportCore
 from ._handles import Callback as Callback
 from ._handles import Timer as Timer
 from ._inbox import Inbox as Inbox
@@ -23,6 +26,9 @@ __all__ = [
     "LOG_THRESHOLD_FOR_CONNLOST_WRITES",
     "MAXIMUM_TIMEOUT",
     "Callback",
+    "DatagramChannel",
+    "DatagramSink",
+    "DatagramTransportCore",
     "Inbox",
     "LoopEvent",
     "LoopState",

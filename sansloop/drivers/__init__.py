@@ -1,5 +1,6 @@
 """Drivers: the only code in sansloop that touches the world (clocks, waiting, OS objects)."""
 
+from ._contract import DatagramDriver as DatagramDriver
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
 from ._contract import ReadinessDriver as ReadinessDriver
@@ -27,6 +28,7 @@ from ._virtual import hold_time as hold_time
 from ._virtual import virtual_clock as virtual_clock
 
 __all__ = [
+    "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
     "LeakMode",

@@ -35,12 +35,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sansloop.core import Scheduler, StreamChannel, StreamSink
+from sansloop.core import DatagramChannel, DatagramSink, Scheduler, StreamChannel, StreamSink
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
+    "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
     "ReadinessDriver",
@@ -275,4 +276,16 @@ class StreamDriver(Driver, Protocol):
         Each accepted connection reaches ``accepted(non-blocking socket, peer address)``;
         an error other than "nothing to accept" reaches ``failed``.
         """
+        ...
+
+
+class DatagramDriver(Driver, Protocol):
+    """A driver that can carry datagram transports (UDP, Unix datagram sockets).
+
+    The transport logic lives once in :class:`sansloop.core.DatagramTransportCore`; a driver
+    only moves datagrams for it through a :class:`sansloop.core.DatagramChannel`.
+    """
+
+    def open_datagram(self, sock: socket.socket, sink: DatagramSink) -> DatagramChannel:
+        """The channel of a non-blocking datagram ``sock``, reporting to ``sink``."""
         ...

@@ -29,15 +29,22 @@ from sansloop.core import Callback, Scheduler
 
 from . import _socket_ops as ops
 from ._contract import FileDescriptorLike
+from ._selector_datagrams import ReadinessDatagram
 from ._selector_streams import ReadinessListener, ReadinessStream
 from ._signals import SignalRouter
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from sansloop.core import StreamSink
+    from sansloop.core import DatagramSink, StreamSink
 
-    from ._contract import ReadinessDriver, SignalDriver, SocketDriver, StreamDriver
+    from ._contract import (
+        DatagramDriver,
+        ReadinessDriver,
+        SignalDriver,
+        SocketDriver,
+        StreamDriver,
+    )
 
 __all__ = ["SelectorDriver"]
 
@@ -395,6 +402,13 @@ class SelectorDriver:
             raise RuntimeError("the driver was never attached to a loop (call attach() first)")
         return ReadinessListener(self, self._loop, sock, backlog, accepted, failed)
 
+    # -- datagrams ------------------------------------------------------------------------
+
+    def open_datagram(self, sock: socket.socket, sink: DatagramSink) -> ReadinessDatagram:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return ReadinessDatagram(self, self._loop, sock, sink)
+
     # -- signals and closing --------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
@@ -434,6 +448,6 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: SelectorDriver,
-    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver]:
+    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver, DatagramDriver]:
         # mypy checks SelectorDriver against every capability it claims.
-        return driver, driver, driver, driver
+        return driver, driver, driver, driver, driver

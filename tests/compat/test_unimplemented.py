@@ -25,7 +25,7 @@ _FEATURE_WORDS = {
 
 
 def _feature_word(name: str) -> str:
-    return _FEATURE_WORDS.get(name, "networking")
+    return _FEATURE_WORDS[name]
 
 
 def _call(loop: sansloop.EventLoop, name: str) -> object:
