@@ -33,6 +33,17 @@ def fd_count() -> Callable[[], int]:
     return _open_fds
 
 
+@pytest.fixture
+def no_fd_leak(fd_count: Callable[[], int]) -> Iterator[None]:
+    """The test closes every descriptor it opened (the loop's own included)."""
+    import gc
+
+    before = fd_count()
+    yield
+    gc.collect()  # Whatever the test dropped without closing is collected, and warns.
+    assert fd_count() == before
+
+
 class ClockOnlyDriver:
     """A driver with the core contract and nothing else (no readiness, no sockets)."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from _net import HAS_IPV6, HAS_UNIX, run
 
 import sansloop
 from sansloop.drivers import Driver
@@ -27,24 +28,10 @@ pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
 _T = TypeVar("_T")
 
-HAS_UNIX = hasattr(socket, "AF_UNIX")
 PY313 = sys.version_info >= (3, 13)
 #: Python 3.13 counts 8 bytes per queued datagram for its header.
 HEADER = 8 if PY313 else 0
 
-
-def _has_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6()
 
 FAMILIES = [
     pytest.param(socket.AF_INET, id="ipv4"),
@@ -54,14 +41,6 @@ FAMILIES = [
         marks=pytest.mark.skipif(not HAS_IPV6, reason="IPv6 is not available"),
     ),
 ]
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> _T:
-    async def bounded() -> _T:
-        async with asyncio.timeout(20):
-            return await coro
-
-    return loop.run_until_complete(bounded())
 
 
 @contextlib.contextmanager

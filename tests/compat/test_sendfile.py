@@ -19,11 +19,12 @@ import socket
 import ssl
 import sys
 from asyncio import constants
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from _net import run
 
 import sansloop
 from sansloop.drivers import SelectorDriver
@@ -39,14 +40,6 @@ BIG = 5 * 1024 * 1024 + 12345
 #: Small socket buffers, so that a transfer of this much must wait for the reader.
 SLOW = 4 * 1024 * 1024
 _SMALL_BUFFER = 32 * 1024
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> _T:
-    async def bounded() -> _T:
-        async with asyncio.timeout(30):
-            return await coro
-
-    return loop.run_until_complete(bounded())
 
 
 def _data(size: int) -> bytes:

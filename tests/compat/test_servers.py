@@ -9,54 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import os
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from _net import HAS_IPV6, HAS_UNIX, run
 
 import sansloop
 
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state", "no_fd_leak")
 
 _T = TypeVar("_T")
-HAS_UNIX = hasattr(socket, "AF_UNIX")
 
 
-def _has_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6()
 needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 needs_unix = pytest.mark.skipif(not HAS_UNIX, reason="no Unix sockets")
-
-
-@pytest.fixture
-def no_fd_leak(fd_count: Callable[[], int]) -> Iterator[None]:
-    before = fd_count()
-    yield
-    gc.collect()
-    assert fd_count() == before
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> _T:
-    async def bounded() -> _T:
-        async with asyncio.timeout(20):
-            return await coro
-
-    return loop.run_until_complete(bounded())
 
 
 def _free_port() -> int:

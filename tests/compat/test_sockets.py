@@ -16,10 +16,11 @@ import ssl
 import struct
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from _net import HAS_IPV6, HAS_UNIX, run
 
 import sansloop
 from sansloop.drivers import Driver
@@ -27,30 +28,6 @@ from sansloop.drivers import Driver
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
 _T = TypeVar("_T")
-
-HAS_UNIX = hasattr(socket, "AF_UNIX")
-
-
-def _has_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6()
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> _T:
-    async def bounded() -> _T:
-        async with asyncio.timeout(20):
-            return await coro
-
-    return loop.run_until_complete(bounded())
 
 
 def _nonblocking(sock: socket.socket) -> socket.socket:

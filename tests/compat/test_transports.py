@@ -8,7 +8,6 @@ process has exactly as many file descriptors open afterwards as before.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
 import os
@@ -16,47 +15,15 @@ import socket
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from _net import HAS_IPV6, HAS_UNIX, run
 
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state", "no_fd_leak")
 
 _T = TypeVar("_T")
-
-HAS_UNIX = hasattr(socket, "AF_UNIX")
-
-
-def _has_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6()
-
-
-@pytest.fixture
-def no_fd_leak(fd_count: Callable[[], int]) -> Iterator[None]:
-    """The scenario closes every descriptor it opened (the loop's own included)."""
-    before = fd_count()
-    yield
-    gc.collect()
-    assert fd_count() == before
-
-
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, _T]) -> _T:
-    async def bounded() -> _T:
-        async with asyncio.timeout(30):
-            return await coro
-
-    return loop.run_until_complete(bounded())
 
 
 # -- where to listen ----------------------------------------------------------------------
