@@ -15,12 +15,13 @@ from ._lifecycle import next_state as next_state
 from ._scheduler import MAXIMUM_TIMEOUT as MAXIMUM_TIMEOUT
 from ._scheduler import Scheduler as Scheduler
 from ._scheduler import SchedulerStatistics as SchedulerStatistics
-from ._stream import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
 from ._stream import StreamChannel as StreamChannel
 from ._stream import StreamSink as StreamSink
 from ._stream import StreamTransportCore as StreamTransportCore
-from ._stream import TransportHost as TransportHost
 from ._stream import Waiter as Waiter
+from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
+from ._transport import TransportCore as TransportCore
+from ._transport import TransportHost as TransportHost
 
 __all__ = [
     "LOG_THRESHOLD_FOR_CONNLOST_WRITES",
@@ -38,6 +39,7 @@ __all__ = [
     "StreamSink",
     "StreamTransportCore",
     "Timer",
+    "TransportCore",
     "TransportHost",
     "Waiter",
     "next_state",

@@ -36,12 +36,10 @@ off again when a datagram leaves, as in CPython's fix of the 3.13.0 accounting (
 
 from __future__ import annotations
 
-import logging
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._stream import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportHost
+from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportCore, TransportHost, log
 
 __all__ = ["DatagramChannel", "DatagramSink", "DatagramTransportCore"]
 
@@ -93,12 +91,7 @@ class DatagramSink(Protocol):
     def receive_failed(self, exc: BaseException) -> None: ...
 
 
-def _log() -> logging.Logger:
-    # Looked up when needed: the core keeps no module-level state.
-    return logging.getLogger("asyncio")
-
-
-class DatagramTransportCore:
+class DatagramTransportCore(TransportCore):
     """asyncio's ``DatagramTransport`` behaviour over a :class:`DatagramChannel`.
 
     ``address`` is the remote address the endpoint is fixed to (``remote_addr``), if any:
@@ -125,72 +118,14 @@ class DatagramTransportCore:
         header_size: int = 8,
         send_empty: bool = True,
     ) -> None:
-        self._host: TransportHost | None = host
         self._channel = channel
-        self._extra: dict[str, Any] = {} if extra is None else extra
         self._address = address
         self._connected = connected
         self._header_size = header_size
         self._send_empty = send_empty
-        self._protocol: Any = None
-        self._protocol_connected = False
-        self.set_protocol(protocol)
+        TransportCore.__init__(self, host, channel, protocol, extra)
         self._buffer: deque[tuple[bytes, Any]] = deque()
         self._buffer_size = 0
-        self._conn_lost = 0
-        self._closing = False
-        self._paused = False
-        self._released_already = False
-        self._protocol_paused = False
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
-
-    def start(self, on_made: Callable[[], object] | None = None) -> None:
-        """Schedule ``connection_made``, then reading, then ``on_made`` (asyncio's order)."""
-        host = self._host
-        assert host is not None
-        host.call_soon(self._protocol.connection_made, self)
-        host.call_soon(self._start_reading)
-        if on_made is not None:
-            host.call_soon(on_made)
-
-    def _start_reading(self) -> None:
-        if self.is_reading():
-            self._channel.start_reading()
-
-    # -- the transport's public methods ---------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
-
-    def set_protocol(self, protocol: Any) -> None:
-        self._protocol = protocol
-        self._protocol_connected = True
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def is_reading(self) -> bool:
-        return not self._closing and not self._paused
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._channel.stop_reading()
-        if self._debug():
-            _log().debug("%r pauses reading", self)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._channel.start_reading()
-        if self._debug():
-            _log().debug("%r resumes reading", self)
 
     def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
         """Send one datagram to ``addr`` (to the endpoint's remote address when None)."""
@@ -208,7 +143,7 @@ class DatagramTransportCore:
         # lost its connection; an unconnected socket still sends until it is released.
         if self._conn_lost and (self._address or self._released_already):
             if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                _log().warning("socket.send() raised exception.")
+                log().warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
         if not self._buffer:
@@ -252,20 +187,6 @@ class DatagramTransportCore:
 
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
 
     # -- the sink: what the driver reports ------------------------------------------------
 
@@ -327,55 +248,6 @@ class DatagramTransportCore:
         else:
             self._fatal_error(exc, "Fatal read error on datagram transport")
 
-    # -- flow control ---------------------------------------------------------------------
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._buffer_size <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report("protocol.pause_writing() failed", exc)
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self._buffer_size <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._report("protocol.resume_writing() failed", exc)
-
-    # -- the end --------------------------------------------------------------------------
-
-    def _report(self, message: str, exc: BaseException) -> None:
-        host = self._host
-        if host is not None:
-            host.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-
-    def _debug(self) -> bool:
-        host = self._host
-        return host is not None and host.get_debug()
-
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        if isinstance(exc, OSError):
-            if self._debug():
-                _log().debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._report(message, exc)
-        self._force_close(exc)
-
     def _force_close(self, exc: BaseException | None) -> None:
         if self._conn_lost or self._released_already:
             return
@@ -390,21 +262,3 @@ class DatagramTransportCore:
         self._conn_lost += 1
         assert self._host is not None
         self._host.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        if self._released_already:
-            return
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            self._released_already = True
-            # A close() that flushed the queue ends here without counting a loss.
-            self._conn_lost = self._conn_lost or 1
-            self._channel.close()
-            self._protocol = None
-            self._host = None
-            self._released()
-
-    def _released(self) -> None:
-        """Hook: the channel is closed and the protocol let go."""

@@ -26,10 +26,10 @@ asyncio's; ``connection_made`` and ``connection_lost`` are scheduled through the
 
 from __future__ import annotations
 
-import logging
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Final, Protocol
+
+from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportCore, TransportHost, log
 
 __all__ = [
     "LOG_THRESHOLD_FOR_CONNLOST_WRITES",
@@ -40,20 +40,8 @@ __all__ = [
     "Waiter",
 ]
 
-#: asyncio's threshold: writes after the connection was lost are logged from this many on.
-LOG_THRESHOLD_FOR_CONNLOST_WRITES: Final = 5
 #: Chunks coalesced into one send when several small writes queued up.
 _COALESCE_LIMIT: Final = 256 * 1024
-
-
-class TransportHost(Protocol):
-    """What a transport needs from the loop that owns it."""
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> Any: ...
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None: ...
-
-    def get_debug(self) -> bool: ...
 
 
 class Waiter(Protocol):
@@ -127,12 +115,7 @@ class _Server(Protocol):
     def _detach(self, transport: Any) -> None: ...
 
 
-def _log() -> logging.Logger:
-    # Looked up when needed: the core keeps no module-level state.
-    return logging.getLogger("asyncio")
-
-
-class StreamTransportCore:
+class StreamTransportCore(TransportCore):
     """asyncio's ``Transport`` behaviour over a :class:`StreamChannel`.
 
     The compat layer mixes this with ``asyncio.Transport`` (for ``isinstance``) and adds
@@ -151,79 +134,26 @@ class StreamTransportCore:
         extra: dict[str, Any] | None = None,
         server: _Server | None = None,
     ) -> None:
-        self._host: TransportHost | None = host
         self._channel = channel
-        self._extra: dict[str, Any] = {} if extra is None else extra
-        self._protocol: Any = None
-        self._protocol_connected = False
         self.reads_into_buffer = False
-        self.set_protocol(protocol)
+        TransportCore.__init__(self, host, channel, protocol, extra)
         self._server = server
         self._buffer: deque[bytes | memoryview] = deque()
         self._buffer_size = 0
-        self._conn_lost = 0
-        self._closing = False
-        self._paused = False
         self._eof = False
-        self._released_already = False
         self._empty_waiter: Waiter | None = None
-        self._protocol_paused = False
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
         if server is not None:
             server._attach(self)
 
-    def start(self, on_made: Callable[[], object] | None = None) -> None:
-        """Schedule ``connection_made``, then reading, then ``on_made`` (asyncio's order)."""
-        host = self._host
-        assert host is not None
-        host.call_soon(self._protocol.connection_made, self)
-        host.call_soon(self._start_reading)
-        if on_made is not None:
-            host.call_soon(on_made)
-
-    def _start_reading(self) -> None:
-        if self.is_reading():
-            self._channel.start_reading()
-
     # -- the transport's public methods ---------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
 
     def set_protocol(self, protocol: Any) -> None:
         self.reads_into_buffer = self._is_buffered(protocol)
-        self._protocol = protocol
-        self._protocol_connected = True
+        TransportCore.set_protocol(self, protocol)
 
     def _is_buffered(self, protocol: Any) -> bool:
         """Whether ``protocol`` is a ``BufferedProtocol`` (the compat layer asks asyncio)."""
         return hasattr(protocol, "get_buffer") and hasattr(protocol, "buffer_updated")
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def is_reading(self) -> bool:
-        return not self._closing and not self._paused
-
-    def pause_reading(self) -> None:
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._channel.stop_reading()
-        if self._debug():
-            _log().debug("%r pauses reading", self)
-
-    def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._channel.start_reading()
-        if self._debug():
-            _log().debug("%r resumes reading", self)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -238,7 +168,7 @@ class StreamTransportCore:
             return
         if self._conn_lost:
             if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                _log().warning("socket.send() raised exception.")
+                log().warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
         if not self._buffer:
@@ -303,23 +233,6 @@ class StreamTransportCore:
 
     def get_write_buffer_size(self) -> int:
         return self._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._set_write_buffer_limits(high, low)
-        self._maybe_pause_protocol()
-
-    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
 
     # -- the sink: what the driver reports ------------------------------------------------
 
@@ -421,7 +334,7 @@ class StreamTransportCore:
 
     def _eof_received(self) -> None:
         if self._debug():
-            _log().debug("%r received EOF", self)
+            log().debug("%r received EOF", self)
         try:
             keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
@@ -434,56 +347,6 @@ class StreamTransportCore:
             self._channel.stop_reading()
         else:
             self.close()
-
-    # -- flow control ---------------------------------------------------------------------
-
-    def _maybe_pause_protocol(self) -> None:
-        if self.get_write_buffer_size() <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report("protocol.pause_writing() failed", exc)
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._report("protocol.resume_writing() failed", exc)
-
-    # -- the end --------------------------------------------------------------------------
-
-    def _report(self, message: str, exc: BaseException) -> None:
-        host = self._host
-        if host is not None:
-            host.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-
-    def _debug(self) -> bool:
-        host = self._host
-        return host is not None and host.get_debug()
-
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        if isinstance(exc, OSError):
-            # Connection errors are the peer's doing, not a bug: logged only in debug mode.
-            if self._debug():
-                _log().debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._report(message, exc)
-        self._force_close(exc)
 
     def _force_close(self, exc: BaseException | None) -> None:
         if self._conn_lost:
@@ -499,28 +362,11 @@ class StreamTransportCore:
         assert self._host is not None
         self._host.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        if self._released_already:
-            return
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            self._released_already = True
-            # Lost for good, also when close() flushed its last byte: a later write() is
-            # dropped and a later abort() does nothing.
-            self._conn_lost = max(self._conn_lost, 1)
-            self._channel.close()
-            self._protocol = None
-            self._host = None
-            server = self._server
-            if server is not None:
-                self._server = None
-                server._detach(self)
-            waiter = self._empty_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionError("Connection is closed by peer"))
-            self._released()
-
-    def _released(self) -> None:
-        """Hook: the channel is closed and the protocol let go."""
+    def _let_go(self) -> None:
+        server = self._server
+        if server is not None:
+            self._server = None
+            server._detach(self)
+        waiter = self._empty_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("Connection is closed by peer"))
