@@ -18,27 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from sansloop.core import DatagramSink
 
+from ._readiness_channel import ReadinessChannel, closed_socket_call
+
 if TYPE_CHECKING:
     from ._contract import ReadinessDriver
 
 __all__ = ["ReadinessDatagram"]
 
 
-class ReadinessDatagram:
+class ReadinessDatagram(ReadinessChannel):
     """One datagram socket's channel on a readiness driver."""
 
-    __slots__ = (
-        "_driver",
-        "_fd",
-        "_loop",
-        "_reader",
-        "_recvfrom",
-        "_sink",
-        "_sock",
-        "_writer",
-        "send_now",
-        "send_to_now",
-    )
+    __slots__ = ("_recvfrom", "_sink", "send_now", "send_to_now")
 
     def __init__(
         self,
@@ -47,73 +38,24 @@ class ReadinessDatagram:
         sock: socket.socket,
         sink: DatagramSink,
     ) -> None:
-        self._driver = driver
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+        super().__init__(driver, loop, sock)
         self._sink = sink
-        self._reader: asyncio.Handle | None = None
-        self._writer: asyncio.Handle | None = None
         # The bound methods themselves: no Python frame between the transport and the call.
         self.send_now: Callable[[Any], Any] = sock.send
         self.send_to_now: Callable[[Any, Any], Any] = sock.sendto
         self._recvfrom: Callable[[int], tuple[bytes, Any]] = sock.recvfrom
 
-    @property
-    def reading(self) -> bool:
-        """Whether the socket is watched for reading."""
-        return self._reader is not None
-
-    @property
-    def writing(self) -> bool:
-        """Whether the socket is watched for writing."""
-        return self._writer is not None
-
     def start_reading(self) -> None:
-        if self._reader is not None or self._sock is None:
-            return
-        self._reader = handle = asyncio.Handle(self._readable, (), self._loop, None)
-        replaced = self._driver.add_reader(self._fd, handle)
-        if replaced is not None:
-            replaced.cancel()
-
-    def stop_reading(self) -> None:
-        handle = self._reader
-        if handle is None:
-            return
-        self._reader = None
-        handle.cancel()
-        if not self._loop.is_closed():
-            self._driver.remove_reader(self._fd)
+        self._watch_reading(self._readable)
 
     def want_write(self) -> None:
-        if self._writer is not None or self._sock is None:
-            return
-        self._writer = handle = asyncio.Handle(self._sink.send_ready, (), self._loop, None)
-        replaced = self._driver.add_writer(self._fd, handle)
-        if replaced is not None:
-            replaced.cancel()
-
-    def stop_write(self) -> None:
-        handle = self._writer
-        if handle is None:
-            return
-        self._writer = None
-        handle.cancel()
-        if not self._loop.is_closed():
-            self._driver.remove_writer(self._fd)
+        self._watch_writing(self._sink.send_ready)
 
     def close(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        self.stop_reading()
-        self.stop_write()
-        self._sock = None
-        self.send_now = _closed_send
-        self.send_to_now = _closed_send
-        self._recvfrom = _closed_send
-        sock.close()
+        sock = self._release()
+        if sock is not None:
+            self.send_now = self.send_to_now = self._recvfrom = closed_socket_call
+            sock.close()
 
     def _readable(self) -> None:
         # Once closed, _recvfrom raises OSError, which the transport ignores by then.
@@ -128,7 +70,3 @@ class ReadinessDatagram:
             sink.receive_failed(exc)
             return
         sink.received(data, address)
-
-
-def _closed_send(*args: Any) -> Any:
-    raise OSError("the socket is closed")

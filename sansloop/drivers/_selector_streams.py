@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from sansloop.core import StreamSink
 
+from ._readiness_channel import ReadinessChannel, closed_socket_call
+
 if TYPE_CHECKING:
     from ._contract import ReadinessDriver
 
 __all__ = ["ReadinessListener", "ReadinessStream"]
 
 
-class ReadinessStream:
+class ReadinessStream(ReadinessChannel):
     """One connected socket's channel on a readiness driver."""
 
-    __slots__ = ("_driver", "_fd", "_loop", "_reader", "_sink", "_sock", "_writer", "send_now")
+    __slots__ = ("_sink", "send_now")
 
     def __init__(
         self,
@@ -35,72 +37,25 @@ class ReadinessStream:
         sock: socket.socket,
         sink: StreamSink,
     ) -> None:
-        self._driver = driver
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+        super().__init__(driver, loop, sock)
         self._sink = sink
-        self._reader: asyncio.Handle | None = None
-        self._writer: asyncio.Handle | None = None
         self.send_now: Callable[[Any], int] = sock.send
 
-    @property
-    def reading(self) -> bool:
-        """Whether the socket is watched for reading."""
-        return self._reader is not None
-
-    @property
-    def writing(self) -> bool:
-        """Whether the socket is watched for writing."""
-        return self._writer is not None
-
     def start_reading(self) -> None:
-        if self._reader is not None or self._sock is None:
-            return
-        self._reader = handle = asyncio.Handle(self._readable, (), self._loop, None)
-        replaced = self._driver.add_reader(self._fd, handle)
-        if replaced is not None:
-            replaced.cancel()
-
-    def stop_reading(self) -> None:
-        handle = self._reader
-        if handle is None:
-            return
-        self._reader = None
-        handle.cancel()
-        if not self._loop.is_closed():
-            self._driver.remove_reader(self._fd)
+        self._watch_reading(self._readable)
 
     def want_write(self) -> None:
-        if self._writer is not None or self._sock is None:
-            return
-        self._writer = handle = asyncio.Handle(self._writable, (), self._loop, None)
-        replaced = self._driver.add_writer(self._fd, handle)
-        if replaced is not None:
-            replaced.cancel()
-
-    def stop_write(self) -> None:
-        handle = self._writer
-        if handle is None:
-            return
-        self._writer = None
-        handle.cancel()
-        if not self._loop.is_closed():
-            self._driver.remove_writer(self._fd)
+        self._watch_writing(self._writable)
 
     def shutdown_write(self) -> None:
         if self._sock is not None:
             self._sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        self.stop_reading()
-        self.stop_write()
-        self._sock = None
-        self.send_now = _closed_send
-        sock.close()
+        sock = self._release()
+        if sock is not None:
+            self.send_now = closed_socket_call
+            sock.close()
 
     def _readable(self) -> None:
         sink = self._sink
@@ -150,11 +105,7 @@ class ReadinessStream:
         sink.sent(n)
 
 
-def _closed_send(data: Any) -> int:
-    raise OSError("the socket is closed")
-
-
-class ReadinessListener:
+class ReadinessListener(ReadinessChannel):
     """Accepts connections on a listening socket each time it is readable.
 
     Each readiness report accepts up to ``backlog`` connections in a row (asyncio's rule:
@@ -163,7 +114,7 @@ class ReadinessListener:
     ``failed(exc)`` hears any error other than "no connection waiting".
     """
 
-    __slots__ = ("_accepted", "_backlog", "_driver", "_failed", "_fd", "_handle", "_loop", "_sock")
+    __slots__ = ("_accepted", "_backlog", "_failed", "_listening")
 
     def __init__(
         self,
@@ -174,36 +125,22 @@ class ReadinessListener:
         accepted: Callable[[socket.socket, Any], None],
         failed: Callable[[OSError], None],
     ) -> None:
-        self._driver = driver
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
+        super().__init__(driver, loop, sock)
+        self._listening = sock
         self._backlog = backlog
         self._accepted = accepted
         self._failed = failed
-        self._handle: asyncio.Handle | None = None
 
     def start(self) -> None:
-        if self._handle is not None:
-            return
-        self._handle = handle = asyncio.Handle(self._readable, (), self._loop, None)
-        replaced = self._driver.add_reader(self._fd, handle)
-        if replaced is not None:
-            replaced.cancel()
+        self._watch_reading(self._readable)
 
     def stop(self) -> None:
-        handle = self._handle
-        if handle is None:
-            return
-        self._handle = None
-        handle.cancel()
-        if not self._loop.is_closed():
-            self._driver.remove_reader(self._fd)
+        self.stop_reading()
 
     def _readable(self) -> None:
-        accept = self._sock.accept
+        accept = self._listening.accept
         for _ in range(self._backlog):
-            if self._handle is None:
+            if self._reader is None:
                 return  # Stopped by the previous connection's callback.
             try:
                 conn, address = accept()
