@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
-import stat
 import sys
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +24,8 @@ from sansloop.core import DatagramTransportCore
 
 from ._readiness import ensure_fd_no_transport
 from ._resolve import ensure_resolved
-from ._transports import set_result_unless_cancelled, socket_extra
+from ._transports import SocketOwner, set_result_unless_cancelled, socket_extra
+from ._unix_paths import remove_stale_socket
 
 if TYPE_CHECKING:
     from sansloop.drivers import DatagramDriver
@@ -57,16 +55,14 @@ def datagram_driver(loop: EventLoop) -> DatagramDriver:
     return driver  # type: ignore[return-value]
 
 
-class DatagramSocketTransport(DatagramTransportCore, asyncio.DatagramTransport, asyncio.Transport):
+class DatagramSocketTransport(
+    SocketOwner, DatagramTransportCore, asyncio.DatagramTransport, asyncio.Transport
+):
     """A UDP or Unix datagram socket's transport.
 
     Like asyncio's selector transport it is an ``asyncio.Transport`` too (reading can be
     paused; the stream-only methods raise ``NotImplementedError``).
     """
-
-    # None until __init__ has finished: __del__ of a half-made transport leaves the socket
-    # to whoever made it.
-    _sock: socket.socket | None = None
 
     def __init__(
         self,
@@ -104,31 +100,6 @@ class DatagramSocketTransport(DatagramTransportCore, asyncio.DatagramTransport, 
 
         self.start(on_made)
 
-    def __repr__(self) -> str:
-        info = [type(self).__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._sock is not None and not self._loop.is_closed():
-            reading = getattr(self._channel, "reading", None)
-            if reading is not None:
-                info.append("read=polling" if reading else "read=idle")
-            writing = getattr(self._channel, "writing", None)
-            state = "polling" if writing else "idle"
-            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if self._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._channel.close()
-            self._sock = None
-
-    def _released(self) -> None:
-        self._sock = None
-
 
 # -- create_datagram_endpoint --------------------------------------------------------------
 
@@ -148,18 +119,6 @@ def _check_given_socket(sock: Any, options: dict[str, Any]) -> None:
         )
 
 
-def _remove_stale_unix_socket(path: str) -> None:
-    """A socket file left by an earlier endpoint would make ``bind`` fail: remove it."""
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may allow creating the socket but not looking at it.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
-
-
 async def _address_pairs(
     loop: EventLoop,
     local_addr: Any,
@@ -177,8 +136,8 @@ async def _address_pairs(
         for addr in (local_addr, remote_addr):
             if addr is not None and not isinstance(addr, str):
                 raise TypeError("string is expected")
-        if local_addr and local_addr[0] not in (0, "\x00"):
-            _remove_stale_unix_socket(local_addr)
+        if local_addr:
+            remove_stale_socket(local_addr)
         return [((family, proto), (local_addr, remote_addr))]
     # Join the addresses by (family, proto), in the order getaddrinfo gave them.
     by_key: dict[tuple[int, int], list[Any]] = {}

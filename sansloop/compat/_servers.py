@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import socket
-import stat
 import sys
 import weakref
 from asyncio import trsock
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ._connections import check_ssl_arguments, check_ssl_socket, make_transport, reject_tls
 from ._resolve import HAS_IPV6, ensure_resolved
 from ._transports import stream_driver
+from ._unix_paths import remove_stale_socket
 
 if TYPE_CHECKING:
     from sansloop.drivers import StreamListener
@@ -401,24 +401,11 @@ async def create_server(
     return server
 
 
-def _remove_stale_socket(path: str | bytes) -> None:
-    if path[0] in (0, "\x00"):
-        return  # An abstract socket (Linux) has no file.
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may allow creating the socket but not looking at it.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
-
-
 def _bound_unix_socket(path: str | bytes) -> socket.socket:
     if sys.platform == "win32":
         raise NotImplementedError("Unix sockets are not available on this platform")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    _remove_stale_socket(path)
+    remove_stale_socket(path)
     try:
         sock.bind(path)
     except OSError as exc:

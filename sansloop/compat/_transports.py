@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
     from ._loop import EventLoop
 
-__all__ = ["SocketTransport", "set_nodelay", "set_result_unless_cancelled", "stream_driver"]
+__all__ = [
+    "SocketOwner",
+    "SocketTransport",
+    "set_nodelay",
+    "set_result_unless_cancelled",
+    "stream_driver",
+]
 
 
 def set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
@@ -70,11 +76,55 @@ def socket_extra(sock: socket.socket, extra: dict[str, Any] | None) -> dict[str,
     return extra
 
 
-class SocketTransport(StreamTransportCore, asyncio.Transport):
+class SocketOwner:
+    """``repr`` and the unclosed-transport warning of a transport that owns a socket.
+
+    Mixed into the stream and datagram transports, whose core provides ``_channel``,
+    ``_closing`` and ``get_write_buffer_size``.
+    """
+
+    # Set only once __init__ has finished, so that __del__ of a half-made transport leaves
+    # the socket to whoever made it.
+    _sock: socket.socket | None = None
+    _sock_fd: int
+    _loop: EventLoop
+    _channel: Any
+    _closing: bool
+    _buffer_size: int
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if self._sock is not None and not self._loop.is_closed():
+            reading = getattr(self._channel, "reading", None)
+            if reading is not None:
+                info.append("read=polling" if reading else "read=idle")
+            writing = getattr(self._channel, "writing", None)
+            state = "polling" if writing else "idle"
+            info.append(f"write=<{state}, bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._channel.close()
+            self._sock = None
+            self._abandoned()
+
+    def _abandoned(self) -> None:
+        """Hook: the transport was collected unclosed (its socket is closed now)."""
+
+    def _released(self) -> None:
+        self._sock = None
+
+
+class SocketTransport(SocketOwner, StreamTransportCore, asyncio.Transport):
     """A connected TCP or Unix stream socket's transport."""
 
-    # Set first thing, so that __del__ finds it even if __init__ failed early.
-    _sock: socket.socket | None = None
     #: loop.sendfile() may use os.sendfile() on the socket once the buffer drained.
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
 
@@ -89,12 +139,11 @@ class SocketTransport(StreamTransportCore, asyncio.Transport):
     ) -> None:
         driver = stream_driver(loop)
         extra = socket_extra(sock, extra)
-        self._sock = sock
         self._sock_fd = sock.fileno()
         self._loop = loop
         channel = driver.open_stream(sock, self)
-        self._stream = channel
         StreamTransportCore.__init__(self, loop, channel, protocol, extra, server)
+        self._sock = sock
         loop._transports[self._sock_fd] = self
         set_nodelay(sock)
         on_made: Callable[[], None] | None = None
@@ -114,34 +163,11 @@ class SocketTransport(StreamTransportCore, asyncio.Transport):
     def _is_buffered(self, protocol: Any) -> bool:
         return isinstance(protocol, asyncio.BufferedProtocol)
 
-    def __repr__(self) -> str:
-        info = [type(self).__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._sock is not None and not self._loop.is_closed():
-            reading = getattr(self._stream, "reading", None)
-            if reading is not None:
-                info.append("read=polling" if reading else "read=idle")
-            writing = getattr(self._stream, "writing", None)
-            state = "polling" if writing else "idle"
-            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if self._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._stream.close()
-            self._sock = None
-            server = self._server
-            if server is not None:
-                self._server = None
-                server._detach(self)
-
-    def _released(self) -> None:
-        self._sock = None
+    def _abandoned(self) -> None:
+        server = self._server
+        if server is not None:
+            self._server = None
+            server._detach(self)
 
     # -- what loop.sendfile() needs ----------------------------------------------------
 
