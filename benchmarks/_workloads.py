@@ -344,3 +344,8 @@ WORKLOADS: tuple[Workload, ...] = (
         1_000,
     ),
 )
+
+# The networking workloads live in their own module; it needs Workload, defined above.
+from ._net import net_workloads  # noqa: E402
+
+WORKLOADS += net_workloads()

@@ -140,15 +140,26 @@ class SelectorDriver:
             # Nothing but our wake-up socket can be ready, and the inbox is read directly:
             # a zero-timeout poll would be a wasted system call.
             return
+        push = self._push_ready
         for key, mask in self._selector.select(timeout):
             watch = key.data
             if watch is None:
                 self._drain_wakeup()
                 continue
+            # The common case inline (a live callback, no queued socket operation): one
+            # push, no call.  Everything else goes through _ready().
             if mask & _READ:
-                self._ready(watch, True)
+                handle = watch.reader
+                if watch.read_ops or handle is None or handle._cancelled:
+                    self._ready(watch, True)
+                else:
+                    push(handle)
             if mask & _WRITE:
-                self._ready(watch, False)
+                handle = watch.writer
+                if watch.write_ops or handle is None or handle._cancelled:
+                    self._ready(watch, False)
+                else:
+                    push(handle)
 
     def wakeup(self) -> None:
         try:
