@@ -29,7 +29,7 @@ Version = tuple[int, int]
 
 #: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
 KINDS = {
-    "networking": "not yet applicable: needs transports, servers or sock_sendfile() (issue 4)",
+    "tls": "not yet applicable: needs TLS (issue 5)",
     "subprocess": "not yet applicable: needs pipes and subprocesses (a later issue)",
     "cpython-loop": "tests one of CPython's own loop classes; a sansloop twin runs its tests",
     "private": "asserts on a private attribute of CPython's loop implementation",
@@ -78,10 +78,20 @@ _MODULES: dict[str, Version] = {
     "test_base_events": (3, 11),
     "test_events": (3, 11),
     "test_sock_lowlevel": (3, 11),
+    "test_streams": (3, 11),
+    "test_server": (3, 11),
+    "test_buffered_proto": (3, 11),
+    "test_sendfile": (3, 11),
 }
 
 #: Rough relative run time, so the slow modules start first.
-_COST = {"test_tasks": 10, "test_events": 6, "test_taskgroups": 3, "test_base_events": 3}
+_COST = {
+    "test_tasks": 10,
+    "test_events": 6,
+    "test_taskgroups": 3,
+    "test_base_events": 3,
+    "test_sendfile": 2,
+}
 
 _TWIN_EVENTS = "SansloopEventLoopTests"
 _TWIN_BASE = "SansloopBaseEventLoopTests"
@@ -170,17 +180,57 @@ EXCLUSIONS: dict[str, list[Rule]] = {
         *_rules(
             "private",
             "calls SelectorEventLoop._accept_connection, the private accept loop of CPython's "
-            "servers (networking, issue 4)",
+            "servers; accepting (and the out-of-descriptors retry) is sansloop's listener's "
+            "job, exercised by every server test of tests/compat/test_servers.py and "
+            "test_transports.py (1000 simultaneous connections included)",
             f"{_TWIN_SELECTOR}.test_accept_connection_*",
         ),
         *_rules(
-            "networking",
-            "create_connection/create_server/create_datagram_endpoint",
-            f"{_TWIN_SELECTOR}.test_create_connection*",
-            f"{_TWIN_SELECTOR}.test_create_server*",
-            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint*",
+            "private",
+            "patches asyncio.base_events.socket (or getaddrinfo) so that socket(), bind(), "
+            "setblocking() or setsockopt() fail or return mocks, then asserts on the mocks; "
+            "sansloop's connection, server and datagram code does not go through "
+            "asyncio.base_events.socket.  The same public behaviour (errors raised, sockets "
+            "closed, bind/reuse_port/empty-getaddrinfo messages, 'Multiple exceptions', "
+            "local_addr) is checked against asyncio in tests/compat/test_servers.py "
+            "(test_bad_arguments_fail_as_in_asyncio, test_several_failures_are_combined, "
+            "test_address_in_use, test_local_addr_is_bound) and tests/compat/test_datagram.py",
+            f"{_TWIN_SELECTOR}.test_create_connection_bluetooth",
+            f"{_TWIN_SELECTOR}.test_create_connection_ip_addr",
+            f"{_TWIN_SELECTOR}.test_create_connection_ipv6_scope",
+            f"{_TWIN_SELECTOR}.test_create_connection_multiple_errors",
+            f"{_TWIN_SELECTOR}.test_create_connection_multiple_errors_local_addr",
+            f"{_TWIN_SELECTOR}.test_create_connection_no_inet_pton",
+            f"{_TWIN_SELECTOR}.test_create_connection_service_name",
+            f"{_TWIN_SELECTOR}.test_create_connection_timeout",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_cant_bind",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_ip_addr",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_no_addrinfo",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_nosoreuseport",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_setblk_err",
+            f"{_TWIN_SELECTOR}.test_create_datagram_endpoint_socket_err",
+            f"{_TWIN_SELECTOR}.test_create_server_cant_bind",
+            f"{_TWIN_SELECTOR}.test_create_server_nosoreuseport",
+            f"{_TWIN_SELECTOR}.test_create_server_soreuseport_only_defined",
         ),
-        *_rules("networking", "sock_sendfile over real sockets", f"{_TWIN_SENDFILE}.*"),
+        *_rules(
+            "tls",
+            "create_connection(ssl=...)",
+            f"{_TWIN_SELECTOR}.test_create_connection_ssl_server_hostname_default",
+        ),
+        *_rules(
+            "private",
+            "calls BaseSelectorEventLoop._sock_sendfile_native(); the zero-copy path's "
+            "failures are checked through sock_sendfile() in tests/compat/test_sendfile.py",
+            f"{_TWIN_SENDFILE}.test__sock_sendfile_native_failure",
+        ),
+        *_rules(
+            "cpython-loop",
+            "expects BaseSelectorEventLoop, which has no zero-copy path, to raise "
+            "SendfileNotAvailableError; sansloop's loop really sends with os.sendfile "
+            "(test_sendfile's Sansloop*EventLoopTests check the bytes)",
+            f"{_TWIN_SENDFILE}.test_sock_sendfile_no_fallback",
+        ),
     ],
     "test_events": [
         *_rules(
@@ -193,23 +243,20 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             optional=True,  # each selector class exists on some platforms only
         ),
         *_rules(
-            "networking",
-            "TCP/Unix/UDP transports and servers (and TLS over them)",
-            f"{_TWIN_EVENTS}.test_create_connection*",
-            f"{_TWIN_EVENTS}.test_create_unix_*",
+            "tls",
+            "TLS over TCP and Unix sockets",
             f"{_TWIN_EVENTS}.test_create_ssl_*",
-            f"{_TWIN_EVENTS}.test_create_server*",
-            f"{_TWIN_EVENTS}.test_create_datagram_endpoint*",
-            f"{_TWIN_EVENTS}.test_connect_accepted_socket*",
+            f"{_TWIN_EVENTS}.test_create_server_ssl*",
+            f"{_TWIN_EVENTS}.test_create_unix_server_ssl*",
             f"{_TWIN_EVENTS}.test_ssl_connect_accepted_socket",
-            f"{_TWIN_EVENTS}.test_server_close",
-            "TestServer.test_get_loop",
         ),
         *_rules(
-            "networking",
-            "UDP transports",
-            f"{_TWIN_EVENTS}.test_datagram_send_to_non_listening_address",
-            since=(3, 13),
+            "private",
+            "patches asyncio.base_events.socket and getaddrinfo so that binding to made-up "
+            "addresses succeeds on mock sockets; several hosts are served for real in "
+            "tests/compat/test_servers.py test_server_on_several_hosts",
+            f"{_TWIN_EVENTS}.test_create_server_multiple_hosts_ipv4",
+            f"{_TWIN_EVENTS}.test_create_server_multiple_hosts_ipv6",
         ),
         *_rules(
             "private",
@@ -246,13 +293,66 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "ProactorEventLoopTests.*",
             optional=True,  # each selector class exists on some platforms only
         ),
+    ],
+    "test_streams": [
         *_rules(
-            "networking",
-            "create_connection(sock=...) after a sock_connect()",
-            f"{_TWIN_SOCK}.test_create_connection_sock",
+            "tls",
+            "open_connection(ssl=...) and StreamWriter.start_tls()",
+            "StreamTests.test_open_connection_no_loop_ssl",
+            "StreamTests.test_open_unix_connection_no_loop_ssl",
+            "StreamTests.test_start_tls",
+        ),
+        *_rules(
+            "subprocess",
+            "connect_read_pipe()",
+            "StreamTests.test_read_all_from_pipe_reader",
+        ),
+    ],
+    "test_sendfile": [
+        *_rules(
+            "cpython-loop",
+            "builds asyncio.SelectorEventLoop (or ProactorEventLoop); Sansloop*EventLoopTests "
+            "run the same tests on sansloop with the same selector",
+            "KqueueEventLoopTests.*",
+            "EPollEventLoopTests.*",
+            "PollEventLoopTests.*",
+            "SelectEventLoopTests.*",
+            "ProactorEventLoopTests.*",
+            optional=True,  # each selector class exists on some platforms only
+        ),
+        *_rules("tls", "sendfile() over a TLS transport", "Sansloop*EventLoopTests.*_ssl*"),
+    ],
+    "test_server": [
+        *_rules(
+            "cpython-loop",
+            "builds asyncio.SelectorEventLoop (or ProactorEventLoop); SansloopStartServerTests "
+            "runs the same tests on sansloop",
+            "SelectorStartServerTests.*",
+            "ProactorStartServerTests.*",
+            optional=True,
+        ),
+    ],
+    "test_buffered_proto": [
+        *_rules(
+            "cpython-loop",
+            "builds asyncio.SelectorEventLoop (or ProactorEventLoop); "
+            "SansloopBufferedProtocolTests runs the same tests on sansloop",
+            "BufferedProtocolSelectorTests.*",
+            "BufferedProtocolProactorTests.*",
+            optional=True,
         ),
     ],
 }
+EXCLUSIONS["test_server"] += _rules(
+    "private",
+    "calls Server._attach()/_detach() with 3.12's signature (a client count, no transport); "
+    "the wait_closed() rule it checks (wait until closed and the last client has gone) is "
+    "tested publicly in tests/compat/test_servers.py test_wait_closed_waits_for_the_last_client",
+    "TestServer2.test_wait_closed_basic",
+    "TestServer2.test_wait_closed_race",
+    since=(3, 12),
+    until=(3, 13),
+)
 
 #: Tests that keep CPython's own test_utils.TestLoop, because they patch or inspect a
 #: BaseEventLoop member that the sansloop TestLoop does not have.  They still run; they just

@@ -3,7 +3,8 @@
 Most modules get their loops from the policy or from ``test_utils.TestLoop``, which the shim
 already replaces.  The rest build a CPython loop class by hand; for them:
 
-* ``test_events``, ``test_base_events`` and ``test_sock_lowlevel``: sansloop *twins* of the
+* ``test_events``, ``test_base_events``, ``test_sock_lowlevel``, ``test_sendfile``,
+  ``test_server`` and ``test_buffered_proto``: sansloop *twins* of the
   classes that test one CPython loop class, sharing their test methods but building
   ``sansloop.EventLoop``.  The CPython originals are excluded by rule (they test CPython's
   loops, not sansloop).
@@ -137,6 +138,21 @@ def _test_sock_lowlevel(module: types.ModuleType) -> None:
         _twin(module, f"Sansloop{name}", original, {"create_event_loop": create_event_loop})
 
 
+def _new_loop_twin(original: str, twin: str) -> Any:
+    """An adapter adding ``twin``: ``original`` (a FunctionalTestCaseMixin class whose
+    ``new_loop`` builds asyncio.SelectorEventLoop) building sansloop loops instead."""
+
+    def adapter(module: types.ModuleType) -> None:
+        _twin(
+            module,
+            twin,
+            getattr(module, original),
+            {"new_loop": lambda self: _new_sansloop_loop()},
+        )
+
+    return adapter
+
+
 def _test_runners(module: types.ModuleType) -> None:
     def new_loop(self: Any) -> sansloop.EventLoop:
         # What the original factory adds to its BaseEventLoop, minus the mocks of
@@ -168,6 +184,12 @@ _ADAPTERS = {
     "test_events": _test_events,
     "test_base_events": _test_base_events,
     "test_sock_lowlevel": _test_sock_lowlevel,
+    # test_sendfile has test_sock_lowlevel's shape: one class per selector.
+    "test_sendfile": _test_sock_lowlevel,
+    "test_server": _new_loop_twin("SelectorStartServerTests", "SansloopStartServerTests"),
+    "test_buffered_proto": _new_loop_twin(
+        "BufferedProtocolSelectorTests", "SansloopBufferedProtocolTests"
+    ),
     "test_runners": _test_runners,
     "test_pep492": _test_pep492,
 }
