@@ -75,3 +75,28 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: sansloop vs asyncio vs uvloop, interleaved, as ratios."""
     _install(session, "bench")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def integration(session: nox.Session) -> None:
+    """Real asyncio software (aiohttp, uvicorn + httpx, websockets) on sansloop and on asyncio.
+
+    Not a default session: it installs third-party servers and clients.  The same tests run
+    twice, on sansloop and on stock asyncio, and the counts are printed side by side.
+    """
+    _install(session, "integration")
+    reports = []
+    for mode in ("sansloop", "asyncio"):
+        report = f"{session.create_tmp()}/integration-{mode}.xml"
+        session.run(
+            "pytest",
+            "-c",
+            "integration/pytest.ini",
+            "integration",
+            f"--junitxml={report}",
+            *session.posargs,
+            env={"SANSLOOP_INTEGRATION_LOOP": mode},
+            success_codes=[0, 1],
+        )
+        reports.append(f"{mode}={report}")
+    session.run("python", "integration/summary.py", *reports)
