@@ -289,15 +289,9 @@ class EventLoop(asyncio.AbstractEventLoop):
         """One iteration: wait for I/O (or not at all), then run one batch."""
         core = self._core
         self._polling = True
-        timeout = core.timeout(self._clock(), self._state is _STOPPING)
-        # Block only if nothing was posted meanwhile (the inbox's sleep handshake).
-        if timeout != 0.0 and core.inbox.begin_sleep():
-            try:
-                self._wait(timeout)
-            finally:
-                core.inbox.end_sleep()
-        else:
-            self._wait(0.0)
+        # Blocks only if nothing was posted meanwhile: timeout(sleep=True) starts the
+        # inbox's sleep handshake and run_ready() ends it.
+        self._wait(core.timeout(self._clock(), self._state is _STOPPING, True))
         self._polling = False
         core.run_ready(self._clock(), self._runner)
 

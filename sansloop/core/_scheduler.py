@@ -98,25 +98,36 @@ class Scheduler:
 
     # -- one iteration -----------------------------------------------------------------
 
-    def timeout(self, now: float, stopping: bool = False) -> float | None:
-        """Purge cancelled timers; return how long the driver may wait (None: forever)."""
+    def timeout(self, now: float, stopping: bool = False, sleep: bool = False) -> float | None:
+        """Purge cancelled timers; return how long the driver may wait (None: forever).
+
+        With ``sleep``, a wait that may block also starts the inbox's sleep handshake (as
+        :meth:`Inbox.begin_sleep` does; 0.0 if work was posted meanwhile), and the next
+        :meth:`run_ready` ends it: one call per loop iteration instead of three.
+        """
         timers = self._timers
-        count = len(timers)
-        if (
-            count > MIN_SCHEDULED_TIMERS
-            and self._cancelled_timers / count > MIN_CANCELLED_TIMER_FRACTION
-        ):
-            self._rebuild_heap()
-        elif timers and timers[0][2]._cancelled:
-            self._drop_cancelled_head()
+        if timers:
+            count = len(timers)
+            if (
+                count > MIN_SCHEDULED_TIMERS
+                and self._cancelled_timers / count > MIN_CANCELLED_TIMER_FRACTION
+            ):
+                self._rebuild_heap()
+            elif timers[0][2]._cancelled:
+                self._drop_cancelled_head()
+            timers = self._timers  # A rebuild made a new list.
         if self._ready or self._posted or stopping:
             return 0.0
-        if not self._timers:
-            return None
-        wait = self._timers[0][0] - now
-        if wait > MAXIMUM_TIMEOUT:
-            return MAXIMUM_TIMEOUT
-        return wait if wait > 0.0 else 0.0
+        if timers:
+            wait = timers[0][0] - now
+            if wait <= 0.0:
+                return 0.0
+            result: float | None = MAXIMUM_TIMEOUT if wait > MAXIMUM_TIMEOUT else wait
+        else:
+            result = None
+        if sleep and not self.inbox.begin_sleep():
+            return 0.0
+        return result
 
     def run_ready(self, now: float, runner: Callable[[Callback], None] | None = None) -> int:
         """Run one batch: posted work, then due timers, join the queue; run what is queued.
@@ -124,6 +135,8 @@ class Scheduler:
         ``runner``, if given, runs each handle instead of ``handle._run()`` (the compat layer
         uses it for debug-mode timing).  Returns how many callbacks ran.
         """
+        # Awake: whatever timeout(sleep=True) began ends here (inbox.end_sleep(), inlined).
+        self.inbox._sleeping = False
         ready = self._ready
         if self._posted:
             self.inbox.drain_into(ready)
@@ -139,19 +152,22 @@ class Scheduler:
                     self._cancelled_timers -= 1
                 else:
                     ready.append(timer)
-        ran = 0
-        popleft = ready.popleft
+        # Exactly the callbacks queued now: what they queue runs in the next batch.
+        batch = len(ready)
+        ran = batch
         if runner is None:
-            for _ in range(len(ready)):
-                handle = popleft()
-                if not handle._cancelled:
-                    ran += 1
+            for _ in range(batch):
+                handle = ready.popleft()
+                if handle._cancelled:
+                    ran -= 1
+                else:
                     handle._run()
         else:
-            for _ in range(len(ready)):
-                handle = popleft()
-                if not handle._cancelled:
-                    ran += 1
+            for _ in range(batch):
+                handle = ready.popleft()
+                if handle._cancelled:
+                    ran -= 1
+                else:
                     runner(handle)
         # A failing callback's traceback can keep this frame (and so the last handle and
         # its task) alive in a cycle; drop it so "exception never retrieved" is prompt.

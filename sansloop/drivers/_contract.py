@@ -3,7 +3,7 @@
 A driver owns the clock, the waiting, the wake-up and the OS objects; it never owns
 scheduling.  The loop drives one iteration as::
 
-    timeout = core.timeout(driver.time(), stopping)
+    timeout = core.timeout(driver.time(), stopping, sleep=True)
     driver.wait(timeout)          # I/O made ready is queued on the core meanwhile
     core.run_ready(driver.time())
 

@@ -136,7 +136,7 @@ class SelectorDriver:
         self._loop = loop
 
     def wait(self, timeout: float | None) -> None:
-        if timeout == 0.0 and not self._user_fds:
+        if not self._user_fds and timeout is not None and not timeout:
             # Nothing but our wake-up socket can be ready, and the inbox is read directly:
             # a zero-timeout poll would be a wasted system call.
             return

@@ -266,6 +266,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def predict_batch(self) -> list[int]:
         """Run one batch in the model: which handles run, in which order."""
+        self.model.sleeping = False  # A batch means the loop is awake.
         expected = []
         for handle in self.model.batch(self.now):
             if handle.hid in self.model.cancelled:
@@ -292,9 +293,14 @@ class SchedulerMachine(RuleBasedStateMachine):
         if use_runner:
             assert [h.hid for h in via_runner] == expected  # type: ignore[attr-defined]
 
-    def check_timeout(self, stopping: bool) -> float | None:
+    def check_timeout(self, stopping: bool, sleep: bool = False) -> float | None:
         expected = self.model.timeout(self.now, stopping)
-        got = self.sched.timeout(self.now, stopping)
+        if sleep and expected != 0.0:
+            # The sleep handshake: blocked only if nothing was posted.
+            self.model.sleeping = not self.model.inbox
+            if self.model.inbox:
+                expected = 0.0
+        got = self.sched.timeout(self.now, stopping, sleep)
         assert got == expected
         assert got is None or 0.0 <= got <= MAXIMUM_TIMEOUT
         return got
@@ -378,16 +384,16 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     # -- iterations ----------------------------------------------------------------------
 
-    @rule(stopping=st.booleans(), use_runner=st.booleans())
-    def step(self, stopping: bool, use_runner: bool) -> None:
+    @rule(stopping=st.booleans(), use_runner=st.booleans(), sleep=st.booleans())
+    def step(self, stopping: bool, use_runner: bool, sleep: bool) -> None:
         """One loop iteration with no time passing while "waiting"."""
-        self.check_timeout(stopping)
+        self.check_timeout(stopping, sleep)
         self.run_batch(use_runner)
 
     @rule(use_runner=st.booleans())
     def sleep_step(self, use_runner: bool) -> None:
         """One iteration where the driver sleeps exactly as long as it was told."""
-        timeout = self.check_timeout(False)
+        timeout = self.check_timeout(False, sleep=True)
         if timeout is not None:
             self.now += timeout
         self.run_batch(use_runner)
