@@ -82,6 +82,8 @@ _MODULES: dict[str, Version] = {
     "test_server": (3, 11),
     "test_buffered_proto": (3, 11),
     "test_sendfile": (3, 11),
+    "test_unix_events": (3, 11),
+    "test_staggered": (3, 13),
 }
 
 #: Rough relative run time, so the slow modules start first.
@@ -94,6 +96,8 @@ _COST = {
 }
 
 _TWIN_EVENTS = "SansloopEventLoopTests"
+#: test_events' twins: the default selector's, and Sansloop + the name of each other selector's.
+_TWINS_EVENTS = "Sansloop*EventLoopTests"
 _TWIN_BASE = "SansloopBaseEventLoopTests"
 _TWIN_SELECTOR = "SansloopEventLoopWithSelectorTests"
 _TWIN_SENDFILE = "SansloopLoopSockSendfileTests"
@@ -245,18 +249,18 @@ EXCLUSIONS: dict[str, list[Rule]] = {
         *_rules(
             "tls",
             "TLS over TCP and Unix sockets",
-            f"{_TWIN_EVENTS}.test_create_ssl_*",
-            f"{_TWIN_EVENTS}.test_create_server_ssl*",
-            f"{_TWIN_EVENTS}.test_create_unix_server_ssl*",
-            f"{_TWIN_EVENTS}.test_ssl_connect_accepted_socket",
+            f"{_TWINS_EVENTS}.test_create_ssl_*",
+            f"{_TWINS_EVENTS}.test_create_server_ssl*",
+            f"{_TWINS_EVENTS}.test_create_unix_server_ssl*",
+            f"{_TWINS_EVENTS}.test_ssl_connect_accepted_socket",
         ),
         *_rules(
             "private",
             "patches asyncio.base_events.socket and getaddrinfo so that binding to made-up "
             "addresses succeeds on mock sockets; several hosts are served for real in "
             "tests/compat/test_servers.py test_server_on_several_hosts",
-            f"{_TWIN_EVENTS}.test_create_server_multiple_hosts_ipv4",
-            f"{_TWIN_EVENTS}.test_create_server_multiple_hosts_ipv6",
+            f"{_TWINS_EVENTS}.test_create_server_multiple_hosts_ipv4",
+            f"{_TWINS_EVENTS}.test_create_server_multiple_hosts_ipv6",
         ),
         *_rules(
             "private",
@@ -265,20 +269,20 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "socket's registration, which sansloop's driver drops when the operation is "
             "cancelled. sock_recv() cancellation is also covered by test_sock_lowlevel "
             "Sansloop*EventLoopTests.test_sock_client_racing",
-            f"{_TWIN_EVENTS}.test_prompt_cancellation",
+            f"{_TWINS_EVENTS}.test_prompt_cancellation",
         ),
         *_rules(
             "subprocess",
             "pipe and pty transports",
-            f"{_TWIN_EVENTS}.test_read_pipe",
-            f"{_TWIN_EVENTS}.test_write_pipe*",
-            f"{_TWIN_EVENTS}.test_unclosed_pipe_transport",
-            f"{_TWIN_EVENTS}.test_read_pty_output",
-            f"{_TWIN_EVENTS}.test_write_pty",
-            f"{_TWIN_EVENTS}.test_bidirectional_pty",
+            f"{_TWINS_EVENTS}.test_read_pipe",
+            f"{_TWINS_EVENTS}.test_write_pipe*",
+            f"{_TWINS_EVENTS}.test_unclosed_pipe_transport",
+            f"{_TWINS_EVENTS}.test_read_pty_output",
+            f"{_TWINS_EVENTS}.test_write_pty",
+            f"{_TWINS_EVENTS}.test_bidirectional_pty",
         ),
         *_rules(
-            "subprocess", "subprocess_exec/subprocess_shell", f"{_TWIN_EVENTS}.test_subprocess_*"
+            "subprocess", "subprocess_exec/subprocess_shell", f"{_TWINS_EVENTS}.test_subprocess_*"
         ),
     ],
     "test_sock_lowlevel": [
@@ -343,6 +347,45 @@ EXCLUSIONS: dict[str, list[Rule]] = {
         ),
     ],
 }
+EXCLUSIONS["test_unix_events"] = [
+    *_rules(
+        "cpython-loop",
+        "builds asyncio.SelectorEventLoop; SansloopUnixSocketTests runs the same tests "
+        "(create_unix_server/create_unix_connection arguments, paths, stale sockets) on sansloop",
+        "SelectorEventLoopUnixSocketTests.*",
+    ),
+    *_rules(
+        "cpython-loop",
+        "builds asyncio.SelectorEventLoop and patches asyncio.unix_events.signal to check "
+        "_UnixSelectorEventLoop's calls; sansloop's add/remove_signal_handler run for real in "
+        f"test_events {_TWIN_EVENTS}.test_add_signal_handler, test_signal_handling_args and "
+        "test_signal_handling_while_selecting, TestFork.test_fork_signal_handling here, and "
+        "tests/compat/test_signals.py",
+        "SelectorEventLoopSignalTests.*",
+    ),
+    *_rules(
+        "private",
+        "patches asyncio.unix_events.socket so that bind() fails on a mock, then checks the "
+        "mock was closed; the same public behaviour (a failing bind raises and leaks no "
+        "descriptor) is tested in tests/compat/test_conformance_fixes.py "
+        "test_unix_server_bind_failure_closes_the_socket, on sansloop and asyncio",
+        "SansloopUnixSocketTests.test_create_unix_server_bind_error",
+    ),
+    *_rules(
+        "private",
+        "calls the selector loop's private _sock_sendfile_native()/_sock_sendfile_native_impl() "
+        "and reads _selector; the same cases through the public sock_sendfile() (no regular "
+        "file, os.sendfile missing or failing at once, cancellation mid-transfer) are in "
+        "tests/compat/test_sendfile.py",
+        "SelectorEventLoopUnixSockSendfileTests.*",
+    ),
+    *_rules(
+        "subprocess",
+        "create_subprocess_exec() in a forked child",
+        "TestFork.test_fork_asyncio_subprocess",
+        since=(3, 12),
+    ),
+]
 EXCLUSIONS["test_server"] += _rules(
     "private",
     "calls Server._attach()/_detach() with 3.12's signature (a client count, no transport); "
@@ -362,6 +405,15 @@ CPYTHON_TESTLOOP: dict[str, list[Rule]] = {
         "private",
         "patches BaseEventLoop.call_exception_handler on the class and asserts on the mock",
         "CoroutineGatherTests.test_issue46672",
+    ),
+    "test_unix_events": _rules(
+        "private",
+        "builds CPython's private _UnixReadPipeTransport/_UnixWritePipeTransport on mocked "
+        "pipes and asserts on the TestLoop's _add_reader/_remove_reader bookkeeping; "
+        "sansloop's pipe transports are a later issue (test_events' pipe tests, kind "
+        "subprocess, will cover them)",
+        "UnixReadPipeTransportTests.*",
+        "UnixWritePipeTransportTests.*",
     ),
 }
 

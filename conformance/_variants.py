@@ -4,7 +4,7 @@ Most modules get their loops from the policy or from ``test_utils.TestLoop``, wh
 already replaces.  The rest build a CPython loop class by hand; for them:
 
 * ``test_events``, ``test_base_events``, ``test_sock_lowlevel``, ``test_sendfile``,
-  ``test_server`` and ``test_buffered_proto``: sansloop *twins* of the
+  ``test_server``, ``test_buffered_proto`` and ``test_unix_events``: sansloop *twins* of the
   classes that test one CPython loop class, sharing their test methods but building
   ``sansloop.EventLoop``.  The CPython originals are excluded by rule (they test CPython's
   loops, not sansloop).
@@ -34,20 +34,16 @@ def _new_sansloop_loop() -> sansloop.EventLoop:
     return sansloop.EventLoop()
 
 
+#: test_events' per-selector classes other than the default selector's, and their selector.
+_EVENTS_EXTRA_SELECTORS = {
+    "PollEventLoopTests": "PollSelector",
+    "SelectEventLoopTests": "SelectSelector",
+}
+
+
 def _test_events(module: types.ModuleType) -> None:
     from test.test_asyncio import utils as test_utils
 
-    # The mixins of SelectEventLoopTests and friends, minus UnixEventLoopTestsMixin (it only
-    # attaches a child watcher for the subprocess tests, which do not apply yet).
-    cls = type(
-        "SansloopEventLoopTests",
-        (module.EventLoopTestsMixin, module.SubprocessTestsMixin, test_utils.TestCase),
-        {
-            "__module__": module.__name__,
-            "__qualname__": "SansloopEventLoopTests",
-            "create_event_loop": lambda self: _new_sansloop_loop(),
-        },
-    )
     mixin_timeout_rounding = module.EventLoopTestsMixin.test_timeout_rounding
 
     def test_timeout_rounding(self: Any) -> None:
@@ -57,8 +53,35 @@ def _test_events(module: types.ModuleType) -> None:
         self.loop._selector = self.loop._driver.selector
         mixin_timeout_rounding(self)
 
-    cls.test_timeout_rounding = test_timeout_rounding
-    module.SansloopEventLoopTests = cls
+    def add(name: str, create_event_loop: Any) -> None:
+        # The mixins of SelectEventLoopTests and friends, minus UnixEventLoopTestsMixin (it
+        # only attaches a child watcher for the subprocess tests, which do not apply yet).
+        _twin(
+            module,
+            name,
+            type(
+                f"_{name}Base",
+                (module.EventLoopTestsMixin, module.SubprocessTestsMixin, test_utils.TestCase),
+                {},
+            ),
+            {
+                "create_event_loop": create_event_loop,
+                "test_timeout_rounding": test_timeout_rounding,
+            },
+        )
+
+    # sansloop's default driver (selectors.DefaultSelector), then the other selectors the
+    # original module tests (those this platform has), so each registration path runs.
+    add("SansloopEventLoopTests", lambda self: _new_sansloop_loop())
+    for name, selector_name in _EVENTS_EXTRA_SELECTORS.items():
+        if getattr(module, name, None) is None:
+            continue
+        selector_class = getattr(selectors, selector_name)
+
+        def create_event_loop(self: Any, selector_class: type = selector_class) -> Any:
+            return sansloop.EventLoop(driver=SelectorDriver(selector_class()))
+
+        add(f"Sansloop{name}", create_event_loop)
 
 
 class _NeverBlockingDriver(SelectorDriver):
@@ -153,6 +176,23 @@ def _new_loop_twin(original: str, twin: str) -> Any:
     return adapter
 
 
+def _test_unix_events(module: types.ModuleType) -> None:
+    from test.test_asyncio import utils as test_utils
+
+    def set_up(self: Any) -> None:
+        # The original's, with sansloop instead of asyncio.SelectorEventLoop.
+        test_utils.TestCase.setUp(self)
+        self.loop = _new_sansloop_loop()
+        self.set_event_loop(self.loop)
+
+    _twin(
+        module,
+        "SansloopUnixSocketTests",
+        module.SelectorEventLoopUnixSocketTests,
+        {"setUp": set_up},
+    )
+
+
 def _test_runners(module: types.ModuleType) -> None:
     def new_loop(self: Any) -> sansloop.EventLoop:
         # What the original factory adds to its BaseEventLoop, minus the mocks of
@@ -190,6 +230,7 @@ _ADAPTERS = {
     "test_buffered_proto": _new_loop_twin(
         "BufferedProtocolSelectorTests", "SansloopBufferedProtocolTests"
     ),
+    "test_unix_events": _test_unix_events,
     "test_runners": _test_runners,
     "test_pep492": _test_pep492,
 }
