@@ -23,9 +23,11 @@ def _names(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     workloads = ", ".join(w.name for w in WORKLOADS)
+    groups = ", ".join(dict.fromkeys(w.group for w in WORKLOADS))
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="sansloop vs asyncio vs uvloop on scheduling workloads, run interleaved.",
+        description="sansloop vs asyncio vs uvloop on scheduling and networking workloads, "
+        "run interleaved.",
     )
     parser.add_argument(
         "--rounds",
@@ -42,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME",
-        help=f"run only these workloads (comma-separated or repeated): {workloads}",
+        help="run only these workloads (comma-separated or repeated), by name or by group "
+        f"({groups}): {workloads}",
     )
     parser.add_argument(
         "--loops",
@@ -66,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     if rounds < 1 or args.warmup < 0:
         parser.error("--rounds must be at least 1 and --warmup at least 0")
 
-    by_name = {w.name: w for w in WORKLOADS}
     if args.only:
         wanted = [name for text in args.only for name in _names(text)]
-        unknown = [name for name in wanted if name not in by_name]
+        known = {w.name for w in WORKLOADS} | {w.group for w in WORKLOADS}
+        unknown = [name for name in wanted if name not in known]
         if unknown:
-            parser.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
-        workloads = [w for w in WORKLOADS if w.name in wanted]
+            parser.error(
+                f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        workloads = [w for w in WORKLOADS if w.name in wanted or w.group in wanted]
     else:
         workloads = list(WORKLOADS)
 

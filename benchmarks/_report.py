@@ -6,6 +6,7 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,22 @@ def format_table(
     rows = [header]
     for result in results:
         cells = [result.workload.name, f"{result.size:,}"]
-        cells += [f"{_ms(result.median(n))} ({_ms(result.best(n))})" for n in names]
         cells += [
-            f"{_ratio(result.speedup(o))} ({_ratio(result.speedup(o, best=True))})" for o in others
+            f"{_ms(result.median(n))} ({_ms(result.best(n))})" if n in result.times else "n/a"
+            for n in names
+        ]
+        cells += [
+            f"{_ratio(result.speedup(o))} ({_ratio(result.speedup(o, best=True))})"
+            if o in result.times and "sansloop" in result.times
+            else "n/a"
+            for o in others
         ]
         rows.append(cells)
     if others and len(results) > 1:
+        # Workloads where either side is n/a are left out of the mean, not counted as 1.0.
         geo = [
-            f"{_ratio(_geomean([r.speedup(o) or 1.0 for r in results]))} "
-            f"({_ratio(_geomean([r.speedup(o, best=True) or 1.0 for r in results]))})"
+            f"{_ratio(_geomean(_present(r.speedup(o) for r in results)))} "
+            f"({_ratio(_geomean(_present(r.speedup(o, best=True) for r in results)))})"
             for o in others
         ]
         rows.append(["geomean", "", *("" for _ in names), *geo])
@@ -72,7 +80,18 @@ def format_table(
         )
     out += ["", line(rows[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows[1:]]
+    notes = [
+        f"n/a: {name} on {result.workload.name}: {why}"
+        for result in results
+        for name, why in result.unavailable.items()
+    ]
+    if notes:
+        out += ["", *notes]
     return "\n".join(out)
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
 
 
 def to_json(
@@ -101,6 +120,7 @@ def to_json(
                 "seconds": r.times,
                 "median": {n: r.median(n) for n in r.times},
                 "min": {n: r.best(n) for n in r.times},
+                "unavailable": r.unavailable,
                 "sansloop_speedup": {o: r.speedup(o) for o in _OTHERS if o in r.times},
                 "sansloop_speedup_of_mins": {
                     o: r.speedup(o, best=True) for o in _OTHERS if o in r.times

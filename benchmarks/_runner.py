@@ -3,6 +3,10 @@
 Interleaving is what makes the ratios trustworthy on a shared, noisy machine: in each round
 every workload runs once on each contender, back to back, in an order rotated from round to
 round, so a burst of background load hits all contenders alike instead of one of them.
+
+A contender that raises :class:`NotImplementedError` for a workload (a loop that lacks an API
+the workload needs) is marked n/a for it, with the reason, and not asked again; any other
+exception, and a :class:`WorkloadError`, ends the run.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ class Result:
     workload: Workload
     size: int
     times: dict[str, list[float]] = field(default_factory=dict)
+    #: Contenders that cannot run this workload, and why (their ``times`` entry is removed).
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
         return statistics.median(self.times[name])
@@ -42,7 +48,10 @@ class Result:
 
 
 def time_one(contender: Contender, workload: Workload, size: int) -> float:
-    """One run on a fresh loop: the seconds the workload reports (loop set-up excluded)."""
+    """One run on a fresh loop: the seconds the workload reports (loop set-up excluded).
+
+    A :class:`NotImplementedError` from the loop is let through for the caller to record.
+    """
     loop = contender.new_loop()
     try:
         gc.collect()
@@ -75,7 +84,14 @@ def run_suite(
         for result in results:
             shift = round_index % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
-                took = time_one(contender, result.workload, result.size)
+                if contender.name in result.unavailable:
+                    continue
+                try:
+                    took = time_one(contender, result.workload, result.size)
+                except NotImplementedError as exc:
+                    result.unavailable[contender.name] = str(exc) or "NotImplementedError"
+                    del result.times[contender.name]
+                    continue
                 if recorded:
                     result.times[contender.name].append(took)
     return results

@@ -35,6 +35,8 @@ class Workload:
     run: Callable[[asyncio.AbstractEventLoop, int], float]
     size: int
     quick_size: int
+    #: What ``--only`` can select it by, besides its name: "sched" or "net".
+    group: str = "sched"
 
 
 # -- 1. call_soon chain -------------------------------------------------------------------
