@@ -63,6 +63,11 @@ class Server(asyncio.AbstractServer):
         self._waiters: list[asyncio.Future[None]] | None = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
+        # asyncio's Server has these, and libraries read them (websockets' test helpers pick
+        # ws:// or wss:// from _ssl_context); TLS (issue 5) will fill them in.
+        self._ssl_context: Any = None
+        self._ssl_handshake_timeout: float | None = None
+        self._ssl_shutdown_timeout: float | None = None
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
         self._listeners: dict[socket.socket, StreamListener] = {}

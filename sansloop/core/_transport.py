@@ -103,9 +103,8 @@ class TransportCore:
             self._base_channel.start_reading()
 
     # -- the transport's public methods ---------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+    # (get_extra_info is asyncio.BaseTransport's own, reading ``_extra``: code that patches
+    # asyncio.BaseTransport.get_extra_info must reach sansloop's transports too.)
 
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol

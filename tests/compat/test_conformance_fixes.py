@@ -41,3 +41,36 @@ def test_unix_server_bind_failure_closes_the_socket(
             assert info.value.errno == errno.ENOENT
 
         run(any_loop, main())
+
+
+def test_patching_base_transport_get_extra_info_reaches_the_transport(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    # Found by the websockets test-suite: it patches asyncio.BaseTransport.get_extra_info.
+    import socket
+    from unittest import mock
+
+    async def main() -> None:
+        a, b = socket.socketpair()
+        try:
+            transport, _ = await any_loop.create_connection(asyncio.Protocol, sock=a)
+            with mock.patch("asyncio.BaseTransport.get_extra_info", return_value=("x", 1)):
+                assert transport.get_extra_info("sockname") == ("x", 1)
+            assert transport.get_extra_info("socket") is not None
+            transport.close()
+            await asyncio.sleep(0)
+        finally:
+            b.close()
+
+    run(any_loop, main())
+
+
+def test_server_has_asyncios_ssl_attributes(any_loop: asyncio.AbstractEventLoop) -> None:
+    # Found by the websockets test-suite: its helpers read Server._ssl_context.
+    async def main() -> None:
+        server = await any_loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        assert server._ssl_context is None  # type: ignore[attr-defined]
+        server.close()
+        await server.wait_closed()
+
+    run(any_loop, main())
