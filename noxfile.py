@@ -79,24 +79,41 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
-    """Real asyncio software (aiohttp, uvicorn + httpx, websockets) on sansloop and on asyncio.
+    """Real asyncio software on sansloop and on asyncio, counts side by side.
 
-    Not a default session: it installs third-party servers and clients.  The same tests run
-    twice, on sansloop and on stock asyncio, and the counts are printed side by side.
+    Not a default session: it installs third-party servers and clients, and fetches the
+    websockets library's own test-suite (see integration/websockets_suite.py).  Two runs per
+    loop: integration/'s tests (aiohttp, uvicorn + httpx, websockets) and that suite.
+    ``session.posargs`` go to both pytest runs.
     """
     _install(session, "integration")
+    tmp = Path(session.create_tmp())
+    suite = session.run(
+        "python", "integration/websockets_suite.py", str(tmp / "websockets-suite"), silent=True
+    )
+    suite_root = str(suite).strip().splitlines()[-1]
+    runs = {
+        "integration": ["-c", "integration/pytest.ini", "integration"],
+        "websockets-suite": [
+            "-c",
+            "integration/websockets_suite.ini",
+            "--rootdir",
+            suite_root,
+            f"{suite_root}/tests/asyncio",
+            f"{suite_root}/tests/legacy",
+        ],
+    }
     reports = []
     for mode in ("sansloop", "asyncio"):
-        report = f"{session.create_tmp()}/integration-{mode}.xml"
-        session.run(
-            "pytest",
-            "-c",
-            "integration/pytest.ini",
-            "integration",
-            f"--junitxml={report}",
-            *session.posargs,
-            env={"SANSLOOP_INTEGRATION_LOOP": mode},
-            success_codes=[0, 1],
-        )
-        reports.append(f"{mode}={report}")
+        for name, args in runs.items():
+            report = tmp / f"{name}-{mode}.xml"
+            session.run(
+                "pytest",
+                *args,
+                f"--junitxml={report}",
+                *session.posargs,
+                env={"SANSLOOP_INTEGRATION_LOOP": mode, "PYTHONPATH": "integration"},
+                success_codes=[0, 1],
+            )
+            reports.append(f"{name}:{mode}={report}")
     session.run("python", "integration/summary.py", *reports)

@@ -9,32 +9,15 @@ cannot pass on the wrong loop by accident.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from loopmode import MODE, assert_on_the_right_loop, loop_factory
 
-import sansloop
+__all__ = ["MODE", "assert_on_the_right_loop", "loop_factory"]
 
 _T = TypeVar("_T")
-
-MODE = os.environ.get("SANSLOOP_INTEGRATION_LOOP", "sansloop")
-if MODE not in ("sansloop", "asyncio"):
-    raise RuntimeError(f"SANSLOOP_INTEGRATION_LOOP must be 'sansloop' or 'asyncio', not {MODE!r}")
-
-
-def loop_factory() -> asyncio.AbstractEventLoop:
-    return sansloop.new_event_loop() if MODE == "sansloop" else asyncio.SelectorEventLoop()
-
-
-def assert_on_the_right_loop() -> None:
-    """Fail unless the running loop is the one the mode asks for."""
-    loop = asyncio.get_running_loop()
-    if MODE == "sansloop":
-        assert isinstance(loop, sansloop.EventLoop), f"running on {type(loop)!r}, not sansloop"
-    else:
-        assert not isinstance(loop, sansloop.EventLoop), "running on sansloop in asyncio mode"
 
 
 @pytest.fixture
