@@ -39,12 +39,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportCore, TransportHost, log
+from ._transport import (
+    LOG_THRESHOLD_FOR_CONNLOST_WRITES,
+    Channel,
+    TransportCore,
+    TransportHost,
+    log,
+)
 
 __all__ = ["DatagramChannel", "DatagramSink", "DatagramTransportCore"]
 
 
-class DatagramChannel(Protocol):
+class DatagramChannel(Channel, Protocol):
     """The I/O a datagram transport asks of its driver; see the module docstring."""
 
     def send_now(self, data: bytes | bytearray | memoryview) -> None:
@@ -57,22 +63,6 @@ class DatagramChannel(Protocol):
 
     def want_write(self) -> None:
         """Datagrams are queued: call :meth:`DatagramSink.send_ready` when they can go."""
-        ...
-
-    def stop_write(self) -> None:
-        """Nothing is queued any more (or the transport gave up): stop calling back."""
-        ...
-
-    def start_reading(self) -> None:
-        """Deliver received datagrams through the sink until :meth:`stop_reading`."""
-        ...
-
-    def stop_reading(self) -> None:
-        """Deliver nothing more (a delivery already queued is dropped)."""
-        ...
-
-    def close(self) -> None:
-        """Release the socket.  Idempotent."""
         ...
 
 

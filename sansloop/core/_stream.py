@@ -29,7 +29,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Final, Protocol
 
-from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportCore, TransportHost, log
+from ._transport import (
+    LOG_THRESHOLD_FOR_CONNLOST_WRITES,
+    Channel,
+    TransportCore,
+    TransportHost,
+    log,
+)
 
 __all__ = [
     "LOG_THRESHOLD_FOR_CONNLOST_WRITES",
@@ -54,8 +60,8 @@ class Waiter(Protocol):
     def set_exception(self, exc: BaseException) -> None: ...
 
 
-class StreamChannel(Protocol):
-    """The I/O a stream transport asks of its driver; see the module docstring."""
+class StreamChannel(Channel, Protocol):
+    """The I/O a stream transport asks of its driver (beyond :class:`Channel`'s)."""
 
     def send_now(self, data: bytes | bytearray | memoryview) -> int:
         """Send what can go at once; may raise ``BlockingIOError`` (nothing went)."""
@@ -65,24 +71,8 @@ class StreamChannel(Protocol):
         """Bytes remain: send :meth:`StreamTransportCore.pending` as the socket allows."""
         ...
 
-    def stop_write(self) -> None:
-        """Nothing remains to send (or the transport gave up): stop sending."""
-        ...
-
-    def start_reading(self) -> None:
-        """Deliver received bytes through the sink methods until :meth:`stop_reading`."""
-        ...
-
-    def stop_reading(self) -> None:
-        """Deliver nothing more (a delivery already queued is dropped)."""
-        ...
-
     def shutdown_write(self) -> None:
         """Half-close: tell the peer no more bytes follow."""
-        ...
-
-    def close(self) -> None:
-        """Release the socket.  Idempotent."""
         ...
 
 
