@@ -24,6 +24,7 @@ from sansloop.core import DatagramTransportCore
 
 from ._readiness import ensure_fd_no_transport
 from ._resolve import ensure_resolved
+from ._servers import set_reuseport
 from ._transports import SocketOwner, set_result_unless_cancelled, socket_extra
 from ._unix_paths import remove_stale_socket
 
@@ -165,17 +166,6 @@ async def _address_pairs(
     return pairs
 
 
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
-        ) from None
-
-
 async def _open_socket(
     loop: EventLoop,
     pairs: list[_AddrPair],
@@ -191,7 +181,7 @@ async def _open_socket(
         try:
             sock = socket.socket(family=family, type=socket.SOCK_DGRAM, proto=proto)
             if reuse_port:
-                _set_reuseport(sock)
+                set_reuseport(sock)
             if allow_broadcast:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setblocking(False)

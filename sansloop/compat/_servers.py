@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ._loop import EventLoop
 
-__all__ = ["SERVER_METHODS", "Server"]
+__all__ = ["SERVER_METHODS", "Server", "set_reuseport"]
 
 logger = logging.getLogger("asyncio")
 
@@ -247,7 +247,8 @@ class Server(asyncio.AbstractServer):
         await waiter
 
 
-def _set_reuseport(sock: socket.socket) -> None:
+def set_reuseport(sock: socket.socket) -> None:
+    """SO_REUSEPORT, with asyncio's ValueError where the platform lacks it."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("reuse_port not supported by socket module")
     try:
@@ -326,7 +327,7 @@ async def _listening_sockets(
             if reuse_address:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
             if reuse_port:
-                _set_reuseport(sock)
+                set_reuseport(sock)
             if keep_alive:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
             if HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):

@@ -159,25 +159,6 @@ class DatagramTransportCore(TransportCore):
         self._buffer_size += len(chunk) + self._header_size
         self._maybe_pause_protocol()
 
-    def close(self) -> None:
-        """Stop reading; release the socket once the queued datagrams have left."""
-        if self._closing:
-            return
-        self._closing = True
-        self._channel.stop_reading()
-        if not self._buffer:
-            self._conn_lost += 1
-            self._channel.stop_write()
-            assert self._host is not None
-            self._host.call_soon(self._call_connection_lost, None)
-
-    def abort(self) -> None:
-        """Drop the queued datagrams and release the socket."""
-        self._force_close(None)
-
-    def get_write_buffer_size(self) -> int:
-        return self._buffer_size
-
     # -- the sink: what the driver reports ------------------------------------------------
 
     def send_ready(self) -> None:

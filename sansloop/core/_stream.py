@@ -207,23 +207,6 @@ class StreamTransportCore(TransportCore):
     def can_write_eof(self) -> bool:
         return True
 
-    def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._channel.stop_reading()
-        if not self._buffer:
-            self._conn_lost += 1
-            self._channel.stop_write()
-            assert self._host is not None
-            self._host.call_soon(self._call_connection_lost, None)
-
-    def abort(self) -> None:
-        self._force_close(None)
-
-    def get_write_buffer_size(self) -> int:
-        return self._buffer_size
-
     # -- the sink: what the driver reports ------------------------------------------------
 
     def pending(self) -> bytes | memoryview:

@@ -11,7 +11,7 @@ after which the channel is closed.  The stream and datagram cores add their buff
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any, Final, Protocol
 
 __all__ = [
@@ -64,7 +64,7 @@ def log() -> logging.Logger:
 class TransportCore:
     """The transport behaviour common to streams and datagrams; see the module docstring.
 
-    Subclasses provide ``get_write_buffer_size``, ``_force_close`` and the sending side, and
+    Subclasses provide ``_buffer``, ``_force_close`` and the sending side, and
     override :meth:`_released` to learn when the transport is done.
     """
 
@@ -88,6 +88,9 @@ class TransportCore:
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._base_channel = channel
+        # The subclass's write buffer (bytes chunks, or datagrams) and its size in bytes.
+        self._buffer: Sized = ()
+        self._buffer_size = 0
 
     def start(self, on_made: Callable[[], object] | None = None) -> None:
         """Schedule ``connection_made``, then reading, then ``on_made`` (asyncio's order)."""
@@ -135,8 +138,24 @@ class TransportCore:
         if self._debug():
             log().debug("%r resumes reading", self)
 
+    def close(self) -> None:
+        """Stop reading; release the socket once the write buffer has drained."""
+        if self._closing:
+            return
+        self._closing = True
+        self._base_channel.stop_reading()
+        if not self._buffer:
+            self._conn_lost += 1
+            self._base_channel.stop_write()
+            assert self._host is not None
+            self._host.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        """Drop what is buffered and release the socket."""
+        self._force_close(None)
+
     def get_write_buffer_size(self) -> int:
-        raise NotImplementedError
+        return self._buffer_size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low_water, self._high_water)
