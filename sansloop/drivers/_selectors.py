@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import select
 import selectors
 import socket
 import sys
@@ -50,6 +52,8 @@ __all__ = ["SelectorDriver"]
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+_NOT_EPOLLIN = ~getattr(select, "EPOLLIN", 0)
+_NOT_EPOLLOUT = ~getattr(select, "EPOLLOUT", 0)
 
 
 class _Watch:
@@ -119,6 +123,15 @@ class SelectorDriver:
             self.close()
             raise
         self._wake_send = self._wake_w.send
+        self._wake_fd = self._wake_r.fileno()
+        # epoll (the Linux default), polled directly: selectors' select() builds a list of
+        # (key, events) pairs that wait() would only walk again.  Exactly EpollSelector, so
+        # that a subclass's select() keeps being called.
+        self._epoll: Any = (
+            self._selector._selector  # type: ignore[attr-defined]
+            if type(self._selector) is getattr(selectors, "EpollSelector", None)
+            else None
+        )
         self._signals = SignalRouter(self._wake_w.fileno()) if sys.platform != "win32" else None
         # File descriptors registered besides our own wake-up socket.
         self._user_fds = 0
@@ -140,6 +153,9 @@ class SelectorDriver:
             # Nothing but our wake-up socket can be ready, and the inbox is read directly:
             # a zero-timeout poll would be a wasted system call.
             return
+        if self._epoll is not None:
+            self._wait_epoll(timeout)
+            return
         push = self._push_ready
         for key, mask in self._selector.select(timeout):
             watch = key.data
@@ -155,6 +171,43 @@ class SelectorDriver:
                 else:
                     push(handle)
             if mask & _WRITE:
+                handle = watch.writer
+                if watch.write_ops or handle is None or handle._cancelled:
+                    self._ready(watch, False)
+                else:
+                    push(handle)
+
+    def _wait_epoll(self, timeout: float | None) -> None:
+        """:meth:`wait` on epoll itself, with EpollSelector's timeout and event rules."""
+        if timeout is None:
+            timeout = -1.0
+        elif timeout > 0.0:
+            # epoll_wait() counts milliseconds: round up, to wait at least ``timeout``.
+            timeout = math.ceil(timeout * 1e3) * 1e-3
+        else:
+            timeout = 0.0
+        try:
+            events = self._epoll.poll(timeout, self._user_fds + 1)
+        except InterruptedError:
+            return
+        watches = self._watches
+        push = self._push_ready
+        for fd, event in events:
+            watch = watches.get(fd)
+            if watch is None:
+                if fd == self._wake_fd:
+                    self._drain_wakeup()
+                # Otherwise unregistered by an earlier event's work in this same batch.
+                continue
+            wanted = watch.events
+            # As EpollSelector maps them: an error or hang-up wakes both directions.
+            if event & _NOT_EPOLLOUT and wanted & _READ:
+                handle = watch.reader
+                if watch.read_ops or handle is None or handle._cancelled:
+                    self._ready(watch, True)
+                else:
+                    push(handle)
+            if event & _NOT_EPOLLIN and wanted & _WRITE:
                 handle = watch.writer
                 if watch.write_ops or handle is None or handle._cancelled:
                     self._ready(watch, False)
