@@ -182,9 +182,27 @@ class EventLoop(asyncio.AbstractEventLoop):
         """Run until :meth:`stop` is called."""
         self._run_forever_setup()
         try:
-            run_once = self._run_once
+            if type(self)._run_once is not EventLoop._run_once:
+                # A subclass's own iteration (CPython's test loops override it, as they
+                # may asyncio's).
+                run_once = self._run_once
+                while True:
+                    run_once()
+                    if self._state is _STOPPING:
+                        break
+                return
+            # _run_once(), inlined with its lookups hoisted: this loop is every iteration's
+            # fixed cost.  The runner is read each time: set_debug() may change it.
+            core = self._core
+            timeout = core.timeout
+            run_ready = core.run_ready
+            wait = self._wait
+            clock = self._clock
             while True:
-                run_once()
+                self._polling = True
+                wait(timeout(clock(), self._state is _STOPPING, True))
+                self._polling = False
+                run_ready(clock(), self._runner)
                 if self._state is _STOPPING:
                     break
         finally:
