@@ -57,6 +57,7 @@ from __future__ import annotations
 import copyreg
 import datetime as _dt
 import importlib
+import math
 import sys
 import threading
 import time
@@ -163,6 +164,8 @@ def _wall_ns(origin: float | _dt.datetime) -> int:
         return (aware - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
     if isinstance(origin, bool) or not isinstance(origin, int | float):
         raise TypeError(f"wall_origin must be epoch seconds or a datetime, not {origin!r}")
+    if isinstance(origin, float) and not math.isfinite(origin):
+        raise ValueError(f"wall_origin must be finite, got {origin!r}")
     value = Fraction(origin) if isinstance(origin, int) else Fraction(float(origin))
     return round(value * _NS)
 

@@ -7,12 +7,14 @@ import asyncio
 import copy
 import copyreg
 import datetime
+import gc
 import logging
 import pickle
 import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -211,6 +213,8 @@ def test_bad_options() -> None:
         VirtualClock(wall_origin=WALL)
     with pytest.raises(TypeError, match="wall_origin"):
         VirtualClock(patch_clocks=True, wall_origin="2030")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        VirtualClock(patch_clocks=True, wall_origin=float("nan"))
     with pytest.raises(TypeError, match="module names"):
         VirtualClock(patch_modules=(time,))  # type: ignore[arg-type]
     with pytest.raises(ModuleNotFoundError):
@@ -313,6 +317,21 @@ def test_restored_when_the_run_fails() -> None:
         _run(main())
     with pytest.raises(Boom), asyncio.Runner(loop_factory=_patched_loop) as runner:
         runner.run(main())
+
+
+def test_a_loop_dropped_unclosed_is_unpatched_when_collected() -> None:
+    loop = _patched_loop()
+    seen = loop.run_until_complete(_read_monotonic())
+    # The loop sits in a reference cycle: any collection from here on may finalize it.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del loop
+        gc.collect()
+    assert seen == 0.0
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == [
+        "unclosed event loop <EventLoop running=False closed=False debug=False>"
+    ]
+    # clocks_restored checks that its __del__ (closing it) undid the patch.
 
 
 def test_executor_jobs_and_other_threads_see_real_time() -> None:
