@@ -49,7 +49,10 @@ runs only: ``datetime.datetime is type(datetime.datetime.now())`` is False.
 
 Not patched: ``time.sleep()`` (it blocks the loop in real time, as it always does),
 ``time.clock_gettime()``, CPU clocks (``process_time``, ``thread_time``), and extension
-modules that read the system clock in C.
+modules that read the system clock in C.  In a patched run time moves only when the loop
+goes idle, so blocking code on the loop's thread that waits in real time until a patched
+clock passes a deadline (``concurrent.futures.as_completed(timeout=...)``, a hand-written
+poll loop) waits until its work is done, not until the deadline.
 """
 
 from __future__ import annotations
