@@ -283,27 +283,37 @@ def _warn_utcnow() -> None:
 
 
 class _DatetimeType(type):
-    """The stand-in class counts as the real ``datetime`` for isinstance/issubclass."""
+    """The stand-in class counts as the real ``datetime`` for isinstance/issubclass.
+
+    Subclasses made from the stand-in (a module first imported in a patched run subclassing
+    ``datetime.datetime``) keep the ordinary checks.
+    """
 
     def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, _REAL_DATETIME)
+        if cls is _Datetime:
+            return isinstance(obj, _REAL_DATETIME)
+        return type.__instancecheck__(cls, obj)
 
     def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, _REAL_DATETIME)
+        if cls is _Datetime:
+            return issubclass(sub, _REAL_DATETIME)
+        return type.__subclasscheck__(cls, sub)
 
 
 class _Datetime(_REAL_DATETIME, metaclass=_DatetimeType):
     """``datetime.datetime`` in patched runs: real datetimes, virtual ``now``."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Datetime:
-        # Not an instance of cls, so Python returns it as is: callers get real datetimes.
-        return _REAL_DATETIME(*args, **kwargs)  # type: ignore[return-value]
+        if cls is _Datetime:
+            # Not an instance of cls, so Python returns it as is: callers get real datetimes.
+            return _REAL_DATETIME(*args, **kwargs)  # type: ignore[return-value]
+        return _REAL_DATETIME.__new__(cls, *args, **kwargs)
 
     @classmethod
     def now(cls, tz: _dt.tzinfo | None = None) -> _Datetime:
         patch = _current()
         if patch is None:
-            return _REAL_DATETIME.now(tz)  # type: ignore[return-value]
+            return super().now(tz)
         if tz is not None and not isinstance(tz, _dt.tzinfo):
             raise TypeError(
                 f"tzinfo argument must be None or of a tzinfo subclass, not type "
@@ -311,15 +321,32 @@ class _Datetime(_REAL_DATETIME, metaclass=_DatetimeType):
             )
         utc = _utc_now(patch)
         if tz is None:
-            return utc.astimezone().replace(tzinfo=None)  # type: ignore[return-value]
-        return tz.fromutc(utc.replace(tzinfo=tz))  # type: ignore[return-value]
+            return cls._made(utc.astimezone().replace(tzinfo=None))
+        return cls._made(tz.fromutc(utc.replace(tzinfo=tz)))
 
     @classmethod
     def utcnow(cls) -> _Datetime:
         _warn_utcnow()
         patch = _current()
         utc = _REAL_DATETIME.now(_dt.UTC) if patch is None else _utc_now(patch)
-        return utc.replace(tzinfo=None)  # type: ignore[return-value]
+        return cls._made(utc.replace(tzinfo=None))
+
+    @classmethod
+    def _made(cls, value: _dt.datetime) -> _Datetime:
+        """``value`` as the class asked for: real for the stand-in, else the subclass."""
+        if cls is _Datetime:
+            return value  # type: ignore[return-value]
+        return cls(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+            fold=value.fold,
+        )
 
 
 _Datetime.__module__ = _REAL_DATETIME.__module__

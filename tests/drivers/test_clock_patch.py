@@ -281,6 +281,31 @@ def test_datetimes_stay_real_objects() -> None:
     _run(main())
 
 
+def test_a_subclass_made_in_a_patched_run_stays_a_subclass() -> None:
+    async def main() -> type[datetime.datetime]:
+        # What a module first imported during a patched run does.
+        class Stamp(datetime.datetime):
+            pass
+
+        await asyncio.sleep(60)
+        made = Stamp(2020, 1, 1)
+        now = Stamp.now(UTC)
+        assert (type(made), type(now), type(Stamp.utcnow())) == (Stamp, Stamp, Stamp)
+        assert now == REAL_DATETIME(2030, 1, 1, 0, 1, tzinfo=UTC)
+        assert not isinstance(REAL_DATETIME(2020, 1, 1), Stamp)
+        assert not issubclass(REAL_DATETIME, Stamp)
+        assert isinstance(made, REAL_DATETIME)
+        return Stamp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # utcnow, 3.12+
+        stamp = _run(main())
+    # After the patch, the class still works, with real time.
+    after = stamp.now()
+    assert type(after) is stamp
+    assert after.year < 2030
+
+
 # -- where virtual time stops ---------------------------------------------------------------
 
 
