@@ -119,6 +119,8 @@ class ClockPatch:
         self, clock: _Clock, *, wall_origin: WallOrigin = None, modules: Iterable[str] = ()
     ) -> None:
         wall_ns = time.time_ns() if wall_origin is None else _wall_ns(wall_origin)
+        if isinstance(modules, str):
+            raise TypeError(f"patch_modules takes a sequence of module names, not {modules!r}")
         names = tuple(modules)
         for name in names:
             if not isinstance(name, str):

@@ -217,6 +217,8 @@ def test_bad_options() -> None:
         VirtualClock(patch_clocks=True, wall_origin=float("nan"))
     with pytest.raises(TypeError, match="module names"):
         VirtualClock(patch_modules=(time,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sequence of module names"):
+        VirtualClock(patch_modules="app.retry")  # type: ignore[arg-type]
     with pytest.raises(ModuleNotFoundError):
         VirtualClock(patch_modules=("no_such_module_for_sansloop",))
     assert VirtualClock(patch_clocks=True).patches_clocks
