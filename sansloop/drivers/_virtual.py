@@ -81,6 +81,7 @@ import attrs
 
 from sansloop.core import Scheduler
 
+from ._clock_patch import ClockPatch, WallOrigin
 from ._contract import Driver, RunObserver, WorkTrackingDriver
 from ._deadlock import VirtualDeadlock, waiting_tasks
 from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
@@ -210,10 +211,23 @@ class VirtualClock:
     for suites that want that without touching warning filters.  (Outside pytest Python
     ignores ``ResourceWarning`` unless ``-X dev`` or ``-W default`` is on, as it does for
     unclosed files.)
+
+    ``patch_clocks=True`` makes ``time.monotonic()``, ``time.time()``, ``datetime.now()``
+    and friends read this clock in code running in the loop, while the loop is open
+    (``_clock_patch.py`` says who sees what); wall time starts at ``wall_origin`` (epoch
+    seconds or a datetime; default: the real time now).  ``patch_modules`` names modules
+    whose ``from time import monotonic``-style references are patched too.
     """
 
     def __init__(
-        self, origin: float = 0.0, *, auto_advance: bool = True, leaks: LeakMode = "warn"
+        self,
+        origin: float = 0.0,
+        *,
+        auto_advance: bool = True,
+        leaks: LeakMode = "warn",
+        patch_clocks: bool = False,
+        wall_origin: WallOrigin = None,
+        patch_modules: tuple[str, ...] | list[str] = (),
     ) -> None:
         origin = _check_seconds(origin, "origin")
         self._leak_mode = check_mode(leaks)
@@ -230,6 +244,11 @@ class VirtualClock:
         self._seq = itertools.count()
         self._loop: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
         self._core: Scheduler | None = None
+        self._clock_patch: ClockPatch | None = None
+        if patch_clocks or patch_modules:
+            self._clock_patch = ClockPatch(self, wall_origin=wall_origin, modules=patch_modules)
+        elif wall_origin is not None:
+            raise ValueError("wall_origin needs patch_clocks=True")
 
     def __repr__(self) -> str:
         return (
@@ -264,6 +283,11 @@ class VirtualClock:
         """The open loop this clock drives, if any."""
         loop = self._loop() if self._loop is not None else None
         return None if loop is None or loop.is_closed() else loop
+
+    @property
+    def patches_clocks(self) -> bool:
+        """Whether this clock patches ``time``/``datetime`` for code in its loop."""
+        return self._clock_patch is not None
 
     @property
     def leak_mode(self) -> LeakMode:
@@ -435,8 +459,12 @@ class VirtualClock:
         self._targets.clear()
         self._fit_resolution(self._now)
         _clocks[loop] = self
+        if self._clock_patch is not None:
+            self._clock_patch.start(loop)
 
     def _detach(self) -> None:
+        if self._clock_patch is not None:
+            self._clock_patch.stop()
         loop = self._loop() if self._loop is not None else None
         if loop is not None:
             _clocks.pop(loop, None)

@@ -23,6 +23,10 @@ nothing until a test asks for virtual time::
   :class:`sansloop.drivers.VirtualClock`: ``advance()``, ``advance_to_next_timer()``,
   ``run_until_idle()``, ``step()``, ``hold_time()``, ``statistics()``).  A sync test marked
   ``virtual_time`` gets them too and drives the loop from outside.
+* ``patch_clocks=True`` (and ``wall_origin=``) in the marker, or the ini option
+  ``sansloop_patch_clocks = true`` for every virtual test, makes ``time.monotonic()``,
+  ``time.time()``, ``datetime.now()`` and friends read the virtual clock in code running in
+  the test's loop (see :class:`sansloop.drivers.VirtualClock`); other threads keep real time.
 * A deadlock (nothing can ever run again) fails the test at once with
   :class:`sansloop.drivers.VirtualDeadlock`, naming every waiting task, what it awaits and
   where.

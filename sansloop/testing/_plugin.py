@@ -10,6 +10,11 @@ when it is an ``async def`` test).  Then:
 * otherwise this plugin runs the coroutine itself (``pytest_pyfunc_call``) in an
   ``asyncio.Runner`` on a virtual loop, kept on the node of the marker's ``loop_scope``.
 
+Virtual tests can also patch ``time.monotonic()``, ``time.time()``, ``datetime.now()`` and
+friends for code running in the loop (``VirtualClock(patch_clocks=True)``): per test with
+the marker's ``patch_clocks=True`` (and ``wall_origin=``), or for every virtual test with
+the ini option ``sansloop_patch_clocks = true`` (a marker's ``patch_clocks=False`` wins).
+
 The hook is registered only once a session needs it (the ini option is on, or a virtual
 test is collected): pytest-asyncio parametrizes every test once any implementation exists,
 and a session that never asks for virtual time must see no difference.
@@ -18,6 +23,7 @@ and a session that never asks for virtual time must see no difference.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import inspect
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -30,15 +36,19 @@ from ._factory import virtual_loop_factory
 if TYPE_CHECKING:
     from sansloop.drivers import VirtualClock
 
-__all__ = ["INI_OPTION", "MARKER"]
+__all__ = ["INI_OPTION", "MARKER", "PATCH_CLOCKS_OPTION"]
 
 MARKER: Final = "virtual_time"
 INI_OPTION: Final = "sansloop_virtual_time"
+PATCH_CLOCKS_OPTION: Final = "sansloop_patch_clocks"
+_MARKER_KWARGS: Final = ("loop_scope", "origin", "auto_advance", "patch_clocks", "wall_origin")
 _SCOPES: Final = ("function", "class", "module", "package", "session")
 _FACTORIES_PLUGIN: Final = "sansloop-virtual-loop-factories"
 _MARKER_HELP: Final = (
-    f"{MARKER}(*, loop_scope='function', origin=0.0, auto_advance=True): run this test on a "
-    "sansloop loop in virtual time (with pytest-asyncio, its own loop_scope applies)"
+    f"{MARKER}(*, loop_scope='function', origin=0.0, auto_advance=True, patch_clocks=False, "
+    "wall_origin=None): run this test on a sansloop loop in virtual time (with "
+    "pytest-asyncio, its own loop_scope applies); patch_clocks makes time.monotonic(), "
+    "time.time() and datetime.now() virtual in the loop"
 )
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -53,10 +63,17 @@ class _Options:
     loop_scope: str | None = None
     origin: float = 0.0
     auto_advance: bool = True
+    patch_clocks: bool = False
+    wall_origin: float | datetime.datetime | None = None
 
     @property
     def factory(self) -> LoopFactory:
-        return virtual_loop_factory(self.origin, auto_advance=self.auto_advance)
+        return virtual_loop_factory(
+            self.origin,
+            auto_advance=self.auto_advance,
+            patch_clocks=self.patch_clocks,
+            wall_origin=self.wall_origin,
+        )
 
 
 # -- which tests are virtual ---------------------------------------------------------------
@@ -65,19 +82,20 @@ class _Options:
 def _options(item: pytest.Item) -> _Options | None:
     """The virtual-time options of ``item``, or None if it did not opt in."""
     marker = item.get_closest_marker(MARKER)
+    patch_clocks = bool(item.config.getini(PATCH_CLOCKS_OPTION))
     if marker is not None:
-        return _parse_marker(marker, item.nodeid)
+        return _parse_marker(marker, item.nodeid, patch_clocks)
     if item.config.getini(INI_OPTION) and _is_async_test(item):
-        return _Options()
+        return _Options(patch_clocks=patch_clocks)
     return None
 
 
-def _parse_marker(marker: pytest.Mark, nodeid: str) -> _Options:
-    unknown = set(marker.kwargs) - {"loop_scope", "origin", "auto_advance"}
+def _parse_marker(marker: pytest.Mark, nodeid: str, patch_clocks: bool) -> _Options:
+    unknown = set(marker.kwargs) - set(_MARKER_KWARGS)
     if marker.args or unknown:
         pytest.fail(
-            f"{nodeid}: mark.{MARKER} takes only the keyword arguments loop_scope, origin "
-            "and auto_advance",
+            f"{nodeid}: mark.{MARKER} takes only the keyword arguments "
+            f"{', '.join(_MARKER_KWARGS[:-1])} and {_MARKER_KWARGS[-1]}",
             pytrace=False,
         )
     scope = marker.kwargs.get("loop_scope")
@@ -87,12 +105,21 @@ def _parse_marker(marker: pytest.Mark, nodeid: str) -> _Options:
             f"{', '.join(_SCOPES)}",
             pytrace=False,
         )
+    wall_origin = marker.kwargs.get("wall_origin")
     try:
-        return _Options(
+        options = _Options(
             loop_scope=scope,
             origin=float(marker.kwargs.get("origin", 0.0)),
             auto_advance=bool(marker.kwargs.get("auto_advance", True)),
+            patch_clocks=bool(marker.kwargs.get("patch_clocks", patch_clocks)),
+            wall_origin=(
+                wall_origin
+                if wall_origin is None or isinstance(wall_origin, datetime.datetime)
+                else float(wall_origin)
+            ),
         )
+        options.factory  # noqa: B018 (checks wall_origin against patch_clocks)
+        return options
     except (TypeError, ValueError) as exc:
         pytest.fail(f"{nodeid}: mark.{MARKER}: {exc}", pytrace=False)
 
@@ -120,6 +147,14 @@ def _owned_by_pytest_asyncio(item: pytest.Item) -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        PATCH_CLOCKS_OPTION,
+        type="bool",
+        default=False,
+        help="virtual tests patch time.monotonic(), time.time(), datetime.now() and friends "
+        "for code running in their loop (as if marked "
+        f"@pytest.mark.{MARKER}(patch_clocks=True))",
+    )
     parser.addini(
         INI_OPTION,
         type="bool",

@@ -176,16 +176,97 @@ def test_bad_marker_arguments(pytester: pytest.Pytester) -> None:
         @pytest.mark.virtual_time(speed=2)
         async def test_unknown():
             pass
+
+        @pytest.mark.virtual_time(wall_origin=0.0)
+        async def test_wall_origin_alone():
+            pass
         """
     )
     result = pytester.runpytest(*_STANDALONE)
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
             "*loop_scope='galaxy'; valid scopes are function, class, module, package, session",
-            "*takes only the keyword arguments loop_scope, origin and auto_advance",
+            "*takes only the keyword arguments loop_scope, origin, auto_advance, patch_clocks "
+            "and wall_origin",
+            "*test_wall_origin_alone: mark.virtual_time: wall_origin needs patch_clocks=True",
         ]
     )
+
+
+# -- patching time.monotonic() and friends ---------------------------------------------------
+
+_PATCHED_TESTS = """
+import asyncio
+import datetime
+import time
+
+import pytest
+
+BUILTIN = type(len)
+WALL = 1_893_456_000
+
+
+async def _check_patched():
+    loop = asyncio.get_running_loop()
+    start = time.time()
+    await asyncio.sleep(3600)
+    assert time.monotonic() == loop.time()
+    assert time.time() - start == 3600.0
+    return start
+
+
+async def _check_real():
+    await asyncio.sleep(3600)
+    assert type(time.monotonic) is BUILTIN
+    assert time.monotonic() != asyncio.get_running_loop().time()
+
+
+@pytest.mark.virtual_time(patch_clocks=True, wall_origin=WALL, origin=5.0)
+async def test_marked():
+    assert await _check_patched() == WALL
+    assert datetime.datetime.now(datetime.UTC) == datetime.datetime(
+        2030, 1, 1, 1, tzinfo=datetime.UTC
+    )
+
+
+@pytest.mark.virtual_time(patch_clocks=False)
+async def test_opted_out():
+    await _check_real()
+
+
+@pytest.mark.virtual_time
+async def test_by_the_ini_option():
+    if {ini}:
+        await _check_patched()
+    else:
+        await _check_real()
+
+
+def test_sync_tests_see_real_clocks():
+    assert type(time.monotonic) is BUILTIN
+    assert datetime.datetime.now().year < 2030
+"""
+
+#: Valid only when the ini option turns patching on.
+_WALL_ORIGIN_ALONE = """
+
+@pytest.mark.virtual_time(wall_origin=WALL)
+async def test_wall_origin_alone():
+    assert await _check_patched() == WALL
+"""
+
+
+@pytest.mark.parametrize("ini", [False, True], ids=["marker", "ini-option"])
+@pytest.mark.parametrize("args", [_STANDALONE, ()], ids=["no-pytest-asyncio", "auto-mode"])
+def test_patch_clocks(pytester: pytest.Pytester, args: tuple[str, ...], ini: bool) -> None:
+    extra = "sansloop_patch_clocks = true" if ini else ""
+    if not args:
+        extra += "\nasyncio_mode = auto"
+    _ini(pytester, extra, asyncio=not args)
+    source = _PATCHED_TESTS.replace("{ini}", repr(ini))
+    pytester.makepyfile(source + _WALL_ORIGIN_ALONE if ini else source)
+    pytester.runpytest(*args).assert_outcomes(passed=5 if ini else 4)
 
 
 # -- tests that do not opt in --------------------------------------------------------------
