@@ -265,9 +265,13 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_state", _CLOSED) is not _CLOSED:
-            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
-            if not self.is_running():
-                self.close()
+            try:
+                _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            finally:
+                # Also when warnings are errors: the driver's resources (and a virtual
+                # clock's patched time functions) must still be released.
+                if not self.is_running():
+                    self.close()
 
     def _check_closed(self) -> None:
         if self._state is _CLOSED:

@@ -8,10 +8,13 @@ import logging
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+import sansloop
 
 pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
@@ -267,6 +270,26 @@ def test_unclosed_loop_warns(loop_factory: LoopFactory, fd_count: Callable[[], i
         del loop
         gc.collect()
     # The finaliser closed the loop, so its file descriptors are released too.
+    assert fd_count() == before
+
+
+def test_unclosed_loop_is_closed_when_the_warning_is_an_error(
+    loop_factory: LoopFactory, fd_count: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = fd_count()
+    loop = loop_factory()
+    loop.run_until_complete(asyncio.sleep(0))
+    if not isinstance(loop, sansloop.EventLoop):
+        loop.close()
+        pytest.skip("sansloop's finaliser (asyncio's leaves the loop open when its warning raises)")
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: raised.append(info.exc_value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del loop
+        gc.collect()
+    assert [type(exc) for exc in raised] == [ResourceWarning]
+    # The warning raised, and the finaliser still closed the loop.
     assert fd_count() == before
 
 
