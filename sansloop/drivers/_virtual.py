@@ -459,6 +459,10 @@ class VirtualClock:
         self._targets.clear()
         self._fit_resolution(self._now)
         _clocks[loop] = self
+        # anyio's worker threads are not executor jobs: make them hold the clock too.
+        from ._anyio_threads import watch_anyio_threads
+
+        watch_anyio_threads()
         if self._clock_patch is not None:
             self._clock_patch.start(loop)
 
