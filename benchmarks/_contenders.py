@@ -1,4 +1,6 @@
-"""The loops compared: sansloop, stock asyncio and (when importable) uvloop."""
+"""The loops compared: sansloop, stock asyncio, uvloop (when importable), and sansloop on the
+virtual driver (virtual time: its sleeps take no real time, so only its per-step cost and
+its sleep-heavy runs say something)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ __all__ = ["CONTENDER_NAMES", "Contender", "available_contenders"]
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 #: Every contender this suite knows, in table order.
-CONTENDER_NAMES: tuple[str, ...] = ("sansloop", "asyncio", "uvloop")
+CONTENDER_NAMES: tuple[str, ...] = ("sansloop", "asyncio", "uvloop", "virtual")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,17 @@ def _sansloop() -> Contender:
     return Contender("sansloop", sansloop.EventLoop, version)
 
 
+def _virtual() -> Contender:
+    import functools
+
+    import sansloop
+
+    sansloop_version = _sansloop().version
+    return Contender(
+        "virtual", functools.partial(sansloop.new_event_loop, driver="virtual"), sansloop_version
+    )
+
+
 def _asyncio() -> Contender:
     return Contender("asyncio", _stock_asyncio_factory(), sys.version.split()[0])
 
@@ -59,6 +72,7 @@ _MAKERS: dict[str, Callable[[], Contender]] = {
     "sansloop": _sansloop,
     "asyncio": _asyncio,
     "uvloop": _uvloop,
+    "virtual": _virtual,
 }
 
 

@@ -16,6 +16,12 @@ from ._runner import Result
 __all__ = ["format_table", "to_json", "write_json"]
 
 _OTHERS = ("asyncio", "uvloop")
+#: The ratio columns: (column title, the contender whose speed is shown, against whom).
+_RATIOS = (
+    ("vs asyncio", "sansloop", "asyncio"),
+    ("vs uvloop", "sansloop", "uvloop"),
+    ("virtual vs asyncio", "virtual", "asyncio"),
+)
 
 
 def _ms(seconds: float) -> str:
@@ -37,8 +43,8 @@ def format_table(
 ) -> str:
     """Median (min) milliseconds per contender, then sansloop's speed against the others."""
     names = [c.name for c in contenders]
-    others = [o for o in _OTHERS if o in names and "sansloop" in names]
-    header = ["workload", "size", *(f"{n} ms" for n in names), *(f"vs {o}" for o in others)]
+    ratios = [(title, of, o) for title, of, o in _RATIOS if of in names and o in names]
+    header = ["workload", "size", *(f"{n} ms" for n in names), *(t for t, _, _ in ratios)]
     rows = [header]
     for result in results:
         cells = [result.workload.name, f"{result.size:,}"]
@@ -47,18 +53,18 @@ def format_table(
             for n in names
         ]
         cells += [
-            f"{_ratio(result.speedup(o))} ({_ratio(result.speedup(o, best=True))})"
-            if o in result.times and "sansloop" in result.times
+            f"{_ratio(result.speedup(o, of))} ({_ratio(result.speedup(o, of, best=True))})"
+            if o in result.times and of in result.times
             else "n/a"
-            for o in others
+            for _, of, o in ratios
         ]
         rows.append(cells)
-    if others and len(results) > 1:
+    if ratios and len(results) > 1:
         # Workloads where either side is n/a are left out of the mean, not counted as 1.0.
         geo = [
-            f"{_ratio(_geomean(_present(r.speedup(o) for r in results)))} "
-            f"({_ratio(_geomean(_present(r.speedup(o, best=True) for r in results)))})"
-            for o in others
+            f"{_ratio(_geomean(_present(r.speedup(o, of) for r in results)))} "
+            f"({_ratio(_geomean(_present(r.speedup(o, of, best=True) for r in results)))})"
+            for _, of, o in ratios
         ]
         rows.append(["geomean", "", *("" for _ in names), *geo])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -74,9 +80,10 @@ def format_table(
         f"{rounds} rounds after {warmup} warm-up, contenders interleaved; "
         "times: median (min) ms per run",
     ]
-    if others:
+    if ratios:
         out.append(
-            "vs X: X's time / sansloop's time, of medians (of mins); above 1: sansloop is faster"
+            "vs X: X's time / sansloop's time (virtual's, in the virtual column), of medians "
+            "(of mins); above 1: X is slower"
         )
     out += ["", line(rows[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows[1:]]
@@ -125,6 +132,7 @@ def to_json(
                 "sansloop_speedup_of_mins": {
                     o: r.speedup(o, best=True) for o in _OTHERS if o in r.times
                 },
+                "virtual_speedup": {o: r.speedup(o, "virtual") for o in _OTHERS if o in r.times},
             }
             for r in results
         },

@@ -270,6 +270,9 @@ def threadsafe(loop: asyncio.AbstractEventLoop, n: int) -> float:
             WorkloadError(f"the calls stopped arriving for {_THREAD_PATIENCE} s"),
         )
         thread = threading.Thread(target=produce, name="benchmarks-producer")
+        # Under virtual time the producer is work the loop cannot see: it holds the clock,
+        # or the watchdog's 30 s would pass at once.
+        hold = _hold_virtual_time(loop)
         thread.start()
         try:
             await done
@@ -278,6 +281,7 @@ def threadsafe(loop: asyncio.AbstractEventLoop, n: int) -> float:
             give_up.set()  # if the run failed early, the producer must not wait for acks
             ack.set()
             thread.join(_THREAD_PATIENCE)
+            hold.release()
         return arrived
 
     start = perf_counter()
@@ -290,7 +294,72 @@ def threadsafe(loop: asyncio.AbstractEventLoop, n: int) -> float:
     return took
 
 
+# -- 6. a sleep-heavy test-suite -----------------------------------------------------------
+
+#: One "test": a retry with backoff, a wait_for that times out, a poll until a timer fires.
+_TEST_SLEEPS = (0.001, 0.002, 0.004)
+_TEST_TIMEOUT = 0.010
+_TEST_FLAG_AFTER = 0.008
+_TEST_POLL = 0.002
+
+
+def sleepy_suite(loop: asyncio.AbstractEventLoop, n: int) -> float:
+    """``n`` test-like coroutines in a row, about 25 ms of sleeping each.
+
+    What a test-suite of retry/timeout/polling code costs: in real time it is mostly
+    sleeping; in virtual time only the scheduling is left.
+    """
+
+    async def one_test() -> tuple[int, bool, int]:
+        attempts = 0
+        for delay in _TEST_SLEEPS:
+            attempts += 1
+            await asyncio.sleep(delay)
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), _TEST_TIMEOUT)
+            timed_out = False
+        except TimeoutError:
+            timed_out = True
+        flag: list[bool] = []
+        loop.call_later(_TEST_FLAG_AFTER, flag.append, True)
+        polls = 0
+        while not flag:
+            polls += 1
+            await asyncio.sleep(_TEST_POLL)
+        return attempts, timed_out, polls
+
+    async def main() -> list[tuple[int, bool, int]]:
+        return [await one_test() for _ in range(n)]
+
+    start = perf_counter()
+    outcomes = loop.run_until_complete(main())
+    took = perf_counter() - start
+    # At least one poll (the flag starts unset); how many depends on the loop's timer
+    # resolution and clock caching (uvloop's), so no more is asked.
+    least_polls = 1
+    for i, (attempts, timed_out, polls) in enumerate(outcomes):
+        if attempts != len(_TEST_SLEEPS) or not timed_out or polls < least_polls:
+            raise WorkloadError(
+                f"test {i}: {attempts} attempts, timed out {timed_out}, {polls} polls"
+            )
+    return took
+
+
 # -- helpers ------------------------------------------------------------------------------
+
+
+class _NoHold:
+    def release(self) -> None:
+        pass
+
+
+def _hold_virtual_time(loop: asyncio.AbstractEventLoop) -> Any:
+    """Pin ``loop``'s clock if it runs in sansloop's virtual time; otherwise a no-op."""
+    try:
+        from sansloop.drivers import hold_time
+    except ImportError:
+        return _NoHold()
+    return hold_time(loop)
 
 
 def _wait_for(ack: threading.Event, give_up: threading.Event) -> bool:
@@ -344,6 +413,13 @@ WORKLOADS: tuple[Workload, ...] = (
         threadsafe,
         30_000,
         1_000,
+    ),
+    Workload(
+        "sleepy_suite",
+        "test-like coroutines: retry with backoff, a timeout, a poll (~25 ms of sleeps each)",
+        sleepy_suite,
+        20,
+        4,
     ),
 )
 
