@@ -81,9 +81,19 @@ import attrs
 
 from sansloop.core import Scheduler
 
-from ._contract import Driver, RunObserver, WorkTrackingDriver
+from ._contract import (
+    DatagramDriver,
+    Driver,
+    ReadinessDriver,
+    RunObserver,
+    SocketDriver,
+    StreamDriver,
+    WorkTrackingDriver,
+)
 from ._deadlock import VirtualDeadlock, waiting_tasks
 from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
+from ._virtual_channels import VirtualIO, VirtualIOMethods, attach_io
+from ._vnet import VirtualNetwork
 
 __all__ = [
     "CLOCK_RESOLUTION",
@@ -213,9 +223,15 @@ class VirtualClock:
     """
 
     def __init__(
-        self, origin: float = 0.0, *, auto_advance: bool = True, leaks: LeakMode = "warn"
+        self,
+        origin: float = 0.0,
+        *,
+        auto_advance: bool = True,
+        leaks: LeakMode = "warn",
+        seed: int = 0,
     ) -> None:
         origin = _check_seconds(origin, "origin")
+        self._network = VirtualNetwork(self._read_now_ns, seed)
         self._leak_mode = check_mode(leaks)
         self._watch: LeakWatch | None = None
         self._now_ns = _to_ns(origin)
@@ -247,6 +263,19 @@ class VirtualClock:
     def now_ns(self) -> int:
         """The virtual time in integer nanoseconds."""
         return self._now_ns
+
+    def _read_now_ns(self) -> int:
+        return self._now_ns
+
+    @property
+    def network(self) -> VirtualNetwork:
+        """The in-memory network of every loop this clock drives (see ``_vnet.py``)."""
+        return self._network
+
+    @property
+    def seed(self) -> int:
+        """The seed of the network's random source: a run replays from it."""
+        return self._network.seed
 
     @property
     def auto_advance(self) -> bool:
@@ -544,8 +573,11 @@ def _release_after(thread: threading.Thread, hold: TimeHold) -> None:
         hold.release()
 
 
-class VirtualDriver:
+class VirtualDriver(VirtualIOMethods):
     """The loop's side of virtual time: the driver contract, run by a :class:`VirtualClock`.
+
+    It also carries the clock's in-memory network: stream, datagram and socket operations
+    on virtual sockets (``_virtual_channels.py``).
 
     ``sansloop.new_event_loop(driver="virtual")`` makes one with a fresh clock; pass
     ``VirtualDriver(VirtualClock(origin=..., auto_advance=..., leaks=...))`` for more
@@ -561,6 +593,8 @@ class VirtualDriver:
         self._attached = False
         self._closed = False
         self._watch: LeakWatch | None = None
+        self._io = VirtualIO(self._clock.network)
+        self._core: Scheduler | None = None
 
     @property
     def clock(self) -> VirtualClock:
@@ -570,6 +604,12 @@ class VirtualDriver:
         return self._clock._now
 
     def wait(self, timeout: float | None) -> None:
+        io = self._io
+        if io._user_fds:
+            # Ready virtual sockets first: the clock may only move when nothing is ready.
+            io.poll()
+            if timeout != 0.0 and self._core is not None and self._core.has_ready():
+                return
         if timeout != 0.0:
             self._clock._wait()
 
@@ -579,7 +619,9 @@ class VirtualDriver:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._io.close()
             if self._attached:
+                self._clock.network._attach(None)
                 self._clock._detach()
 
     # -- optional hooks the compat loop calls ------------------------------------------------
@@ -590,6 +632,8 @@ class VirtualDriver:
             raise RuntimeError("a VirtualDriver serves one loop; make a new one")
         self._clock._attach(loop, core)
         self._attached = True
+        self._core = core
+        attach_io(self._io, loop, core)
         clock = self._clock
         self._watch = clock._watch = LeakWatch(loop, clock.time, lambda: clock.leak_mode)
 
@@ -643,6 +687,14 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: VirtualDriver, watch: LeakWatch
-    ) -> tuple[Driver, WorkTrackingDriver, RunObserver]:
+    ) -> tuple[
+        Driver,
+        WorkTrackingDriver,
+        RunObserver,
+        ReadinessDriver,
+        SocketDriver,
+        StreamDriver,
+        DatagramDriver,
+    ]:
         """mypy checks that the virtual driver and its leak watch meet their Protocols."""
-        return driver, driver, watch
+        return driver, driver, watch, driver, driver, driver, driver
