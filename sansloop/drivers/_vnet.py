@@ -460,6 +460,13 @@ class VirtualNetwork:
 
         return VirtualSocket(self, family, type, proto)
 
+    def socket_factory(self, addr_info: tuple[Any, ...]) -> VirtualSocket:
+        """A socket for one ``getaddrinfo`` entry: the shape of aiohappyeyeballs' and
+        aiohttp's ``socket_factory`` (``TCPConnector(socket_factory=net.socket_factory)``),
+        for libraries that make their sockets themselves."""
+        family, type_, proto = addr_info[:3]
+        return self.socket(family, type_, proto)
+
     def socketpair(
         self, family: int = _AF_UNIX, type: int = _SOCK_STREAM, proto: int = 0
     ) -> tuple[VirtualSocket, VirtualSocket]:

@@ -615,3 +615,36 @@ def test_socket_errors_match_real_sockets() -> None:
     with pytest.raises(OSError, match="Bad file descriptor") as info:
         sock.recv(1)
     assert info.value.errno == errno.EBADF
+
+
+def test_aiohttp_client_and_server_in_virtual_time() -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    web = pytest.importorskip("aiohttp.web")
+
+    async def main(clock: VirtualClock) -> None:
+        clock.network.configure(latency=0.01)
+
+        async def slow_hello(request: Any) -> Any:
+            await asyncio.sleep(30)
+            return web.json_response({"hello": request.query["name"]})
+
+        app = web.Application()
+        app.router.add_get("/", slow_hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "localhost", 8080)
+        await site.start()
+        start = clock.now_ns
+        # aiohttp makes its client sockets itself (through aiohappyeyeballs): hand it ours.
+        connector = aiohttp.TCPConnector(socket_factory=clock.network.socket_factory)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get("http://localhost:8080/?name=virtual") as response,
+        ):
+            assert response.status == 200
+            assert await response.json() == {"hello": "virtual"}
+        # Connect (2 latencies), request (1), 30 s of handler, response (1).
+        assert clock.now_ns - start == 30_040 * _MS
+        await runner.cleanup()
+
+    run(main)
