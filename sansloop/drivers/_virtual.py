@@ -73,7 +73,7 @@ import math
 import threading
 import weakref
 from asyncio import events as _events
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -229,9 +229,14 @@ class VirtualClock:
         auto_advance: bool = True,
         leaks: LeakMode = "warn",
         seed: int = 0,
+        real_io: bool = False,
     ) -> None:
         origin = _check_seconds(origin, "origin")
         self._network = VirtualNetwork(self._read_now_ns, seed)
+        #: Whether real file descriptors may be watched (the clock holds while they are).
+        self.real_io = bool(real_io)
+        # Set while the driver blocks on real I/O: makes that wait return.
+        self._poke: Callable[[], None] | None = None
         self._leak_mode = check_mode(leaks)
         self._watch: LeakWatch | None = None
         self._now_ns = _to_ns(origin)
@@ -477,6 +482,25 @@ class VirtualClock:
         with self._cond:
             self._woken = True
             self._cond.notify_all()
+            poke = self._poke
+        if poke is not None:
+            poke()
+
+    def _wait_real(self, block: Callable[[], None], poke: Callable[[], None]) -> None:
+        """The idle wait while real descriptors are watched: time holds still, and the
+        driver blocks on them (``block``) until they are ready or the loop is woken."""
+        core = self._core
+        with self._cond:
+            if self._woken or (core is not None and core.inbox):
+                self._woken = False
+                return
+            self._poke = poke
+        try:
+            block()
+        finally:
+            with self._cond:
+                self._poke = None
+                self._woken = False
 
     def _wait(self) -> None:
         """The idle rule (see the module docstring): called when the core has nothing ready."""
@@ -593,7 +617,7 @@ class VirtualDriver(VirtualIOMethods):
         self._attached = False
         self._closed = False
         self._watch: LeakWatch | None = None
-        self._io = VirtualIO(self._clock.network)
+        self._io = VirtualIO(self._clock.network, real_io=self._clock.real_io)
         self._core: Scheduler | None = None
 
     @property
@@ -610,7 +634,13 @@ class VirtualDriver(VirtualIOMethods):
             io.poll()
             if timeout != 0.0 and self._core is not None and self._core.has_ready():
                 return
-        if timeout != 0.0:
+        if timeout == 0.0:
+            return
+        selector = io.selector
+        if selector.real_fds:
+            # Real I/O is pending: the clock holds still while it is.
+            self._clock._wait_real(selector.block, selector.poke)
+        else:
             self._clock._wait()
 
     def wakeup(self) -> None:

@@ -8,8 +8,11 @@ over a :class:`VirtualSelector`, a ``selectors.BaseSelector`` whose ``select`` p
 registered virtual sockets (level-triggered, in registration order, so deterministically).
 There is no wake-up socket and no signal routing: waking and time belong to the clock.
 
-A real file descriptor (a number below ``FIRST_VIRTUAL_FD``, or a real ``_socket.socket``)
-is refused with :class:`RealFileDescriptorError`, which says how to opt in to real I/O.
+A real file descriptor (a number below ``FIRST_VIRTUAL_FD``, or a real ``socket.socket``)
+is refused with :class:`RealFileDescriptorError`, which says how to opt in to real I/O:
+with ``VirtualClock(real_io=True)`` real descriptors are watched by a real selector beside
+the virtual sockets, and while any is registered the clock holds still -- the driver blocks
+on that selector (and a wake-up socketpair, made only then) instead of jumping in time.
 """
 
 from __future__ import annotations
@@ -70,10 +73,51 @@ class _Map(Mapping[Any, selectors.SelectorKey]):
 class VirtualSelector(selectors.BaseSelector):
     """``selectors``' interface over virtual sockets: ``select`` polls their readiness."""
 
-    def __init__(self, network: VirtualNetwork) -> None:
+    def __init__(self, network: VirtualNetwork, real_io: bool = False) -> None:
         self._network = network
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._map: _Map | None = _Map(self)
+        self._real_io = real_io
+        self._real: selectors.BaseSelector | None = None
+        self._wake: tuple[_socket.socket, _socket.socket] | None = None
+        #: The real descriptors registered (the clock holds while there are any).
+        self.real_fds: set[int] = set()
+
+    def _real_selector(self) -> selectors.BaseSelector:
+        real = self._real
+        if real is None:
+            real = self._real = selectors.DefaultSelector()
+            wake_r, wake_w = _socket.socketpair()
+            wake_r.setblocking(False)
+            wake_w.setblocking(False)
+            self._wake = (wake_r, wake_w)
+            real.register(wake_r, _READ, None)
+        return real
+
+    def poke(self) -> None:
+        """Make :meth:`block` return (thread-safe)."""
+        wake = self._wake
+        if wake is not None:
+            try:
+                wake[1].send(b"\0")
+            except OSError:
+                pass
+
+    def block(self) -> None:
+        """Wait until a real descriptor is ready or :meth:`poke` is called."""
+        real = self._real
+        if real is not None:
+            real.select(None)
+            self._drain()
+
+    def _drain(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            try:
+                while wake[0].recv(4096):
+                    pass
+            except OSError:
+                pass
 
     def _fd(self, fileobj: Any) -> int:
         if isinstance(fileobj, int):
@@ -87,29 +131,41 @@ class VirtualSelector(selectors.BaseSelector):
             raise ValueError(f"Invalid file descriptor: {fd}")
         return fd
 
-    def _check_virtual(self, fileobj: Any, fd: int) -> None:
+    def _is_real(self, fileobj: Any, fd: int) -> bool:
         if fd < FIRST_VIRTUAL_FD or isinstance(fileobj, _socket.socket):
-            raise real_fd_error(fileobj)
+            if not self._real_io:
+                raise real_fd_error(fileobj)
+            return True
         if self._network.lookup_fd(fd) is None:
             raise ValueError(f"Invalid file descriptor: {fd} (no open virtual socket has it)")
+        return False
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         if not events or events & ~(_READ | _WRITE):
             raise ValueError(f"Invalid events: {events!r}")
         fd = self._fd(fileobj)
-        self._check_virtual(fileobj, fd)
+        real = self._is_real(fileobj, fd)
         if fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        key = selectors.SelectorKey(fileobj, fd, events, data)
+        if real:
+            key = self._real_selector().register(fileobj, events, data)
+            self.real_fds.add(fd)
+        else:
+            key = selectors.SelectorKey(fileobj, fd, events, data)
         self._keys[fd] = key
         return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         fd = self._fd(fileobj)
         try:
-            return self._keys.pop(fd)
+            key = self._keys.pop(fd)
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
+        if fd in self.real_fds:
+            self.real_fds.discard(fd)
+            assert self._real is not None
+            self._real.unregister(key.fileobj)
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         fd = self._fd(fileobj)
@@ -118,7 +174,11 @@ class VirtualSelector(selectors.BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered")
         if not events or events & ~(_READ | _WRITE):
             raise ValueError(f"Invalid events: {events!r}")
-        key = key._replace(events=events, data=data)
+        if fd in self.real_fds:
+            assert self._real is not None
+            key = self._real.modify(key.fileobj, events, data)
+        else:
+            key = key._replace(events=events, data=data)
         self._keys[fd] = key
         return key
 
@@ -126,7 +186,17 @@ class VirtualSelector(selectors.BaseSelector):
         """Every registered socket that is ready now (never waits: time is the clock's)."""
         lookup = self._network.lookup_fd
         ready: list[tuple[selectors.SelectorKey, int]] = []
+        real_fds = self.real_fds
+        if real_fds:
+            assert self._real is not None
+            for key, mask in self._real.select(0):
+                if key.data is None:
+                    self._drain()
+                else:
+                    ready.append((key, mask))
         for fd, key in list(self._keys.items()):
+            if fd in real_fds:
+                continue
             sock = lookup(fd)
             if sock is None:
                 continue  # Closed: like epoll, forget silently.
@@ -142,6 +212,12 @@ class VirtualSelector(selectors.BaseSelector):
     def close(self) -> None:
         self._keys.clear()
         self._map = None
+        self.real_fds.clear()
+        if self._real is not None:
+            self._real.close()
+        for sock in self._wake or ():
+            sock.close()
+        self._wake = None
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return self._map  # type: ignore[return-value]
@@ -154,9 +230,9 @@ class VirtualIO(SelectorDriver):
     no clock (the :class:`VirtualDriver` owns those).
     """
 
-    def __init__(self, network: VirtualNetwork) -> None:
+    def __init__(self, network: VirtualNetwork, real_io: bool = False) -> None:
         # SelectorDriver.__init__ would open a wake-up socketpair: set its state directly.
-        self._selector = VirtualSelector(network)
+        self._selector: VirtualSelector = VirtualSelector(network, real_io)
         self._closed = False
         self._signals = None
         self._user_fds = 0
@@ -164,6 +240,10 @@ class VirtualIO(SelectorDriver):
         self._push_ready = _not_attached
         self._loop = None
         self.network = network
+
+    @property
+    def selector(self) -> VirtualSelector:
+        return self._selector
 
     def wakeup(self) -> None:  # pragma: no cover - the clock wakes the virtual loop
         pass
@@ -180,7 +260,7 @@ class VirtualIOMethods:
     _io: VirtualIO
 
     def _check(self, sock: Any) -> None:
-        if not isinstance(sock, VirtualSocket):
+        if not isinstance(sock, VirtualSocket) and not self._io.selector._real_io:
             raise real_fd_error(sock)
 
     # -- making sockets and resolving names (the compat loop asks for these) ----------------

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import os
 import socket
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -648,3 +649,35 @@ def test_aiohttp_client_and_server_in_virtual_time() -> None:
         await runner.cleanup()
 
     run(main)
+
+
+def test_real_io_by_choice_holds_the_clock_while_pending() -> None:
+    async def main(clock: VirtualClock) -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        writer = threading.Timer(0.2, b.send, (b"real bytes",))
+        try:
+            writer.start()
+            # A 10 s virtual timeout cannot win against 0.2 s of real I/O: time holds.
+            assert await asyncio.wait_for(loop.sock_recv(a, 100), 10) == b"real bytes"
+            assert clock.now_ns == 0
+            readable = loop.create_future()
+            loop.add_reader(a, readable.set_result, "readable")
+            b.send(b"more")
+            assert await readable == "readable"
+            assert a.recv(100) == b"more"
+            # Blocked on the real descriptor, the loop still hears call_soon_threadsafe.
+            loop.add_reader(a, lambda: None)
+            assert await loop.run_in_executor(None, sum, [2, 3]) == 5
+            assert clock.now_ns == 0
+            assert loop.remove_reader(a)
+            # Nothing real is watched any more: time jumps again.
+            await asyncio.sleep(60)
+            assert clock.now_ns == 60_000 * _MS
+        finally:
+            writer.join()
+            a.close()
+            b.close()
+
+    run(main, VirtualClock(leaks="raise", real_io=True))
