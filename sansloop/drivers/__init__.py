@@ -26,6 +26,7 @@ from ._virtual import VirtualDriver as VirtualDriver
 from ._virtual import VirtualStatistics as VirtualStatistics
 from ._virtual import hold_time as hold_time
 from ._virtual import virtual_clock as virtual_clock
+from ._vnet import Exploration as Exploration
 from ._vnet import Link as Link
 from ._vnet import RealFileDescriptorError as RealFileDescriptorError
 from ._vnet import TraceEvent as TraceEvent
@@ -35,6 +36,7 @@ from ._vsocket import VirtualSocket as VirtualSocket
 __all__ = [
     "DatagramDriver",
     "Driver",
+    "Exploration",
     "FileDescriptorLike",
     "LeakMode",
     "LeakReport",

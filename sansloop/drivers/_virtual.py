@@ -93,7 +93,7 @@ from ._contract import (
 from ._deadlock import VirtualDeadlock, waiting_tasks
 from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
 from ._virtual_channels import VirtualIO, VirtualIOMethods, attach_io
-from ._vnet import VirtualNetwork
+from ._vnet import Exploration, VirtualNetwork
 
 __all__ = [
     "CLOCK_RESOLUTION",
@@ -230,9 +230,19 @@ class VirtualClock:
         leaks: LeakMode = "warn",
         seed: int = 0,
         real_io: bool = False,
+        explore: Exploration | bool | None = None,
     ) -> None:
         origin = _check_seconds(origin, "origin")
         self._network = VirtualNetwork(self._read_now_ns, seed)
+        if explore is True:
+            explore = Exploration()
+        #: What this clock perturbs from its seed (None: asyncio's order, unperturbed).
+        self.exploration: Exploration | None = explore or None
+        self._lateness_ns = 0
+        if self.exploration is not None:
+            self._lateness_ns = _to_ns(self.exploration.timer_lateness)
+            self._network.jitter = self.exploration.network_jitter
+            self._network.shuffle_io = self.exploration.io_order
         #: Whether real file descriptors may be watched (the clock holds while they are).
         self.real_io = bool(real_io)
         # Set while the driver blocks on real I/O: makes that wait return.
@@ -528,6 +538,8 @@ class VirtualClock:
                     self._now_ns = landing
                     self._now = landing / _NS
                     self._fit_resolution(self._now)
+                    if self._network._trace is not None:
+                        self._network.record("time", None, None)
                 return
         raise self._deadlock(core)
 
@@ -549,10 +561,21 @@ class VirtualClock:
         if target is None:
             if deadline is None or not self._auto_advance:
                 return None
-            return self._landing(deadline)
+            return self._late(self._landing(deadline))
         if deadline is None:
             return target
-        return min(self._landing(deadline), target)
+        return min(self._late(self._landing(deadline)), target)
+
+    def _late(self, landing: int) -> int:
+        """``landing``, plus a seeded lateness when exploring."""
+        if self._lateness_ns:
+            landing += self._network.random.randint(0, self._lateness_ns)
+        return landing
+
+    def mark(self, label: str, detail: Any = None) -> None:
+        """Add a ``("mark", label, detail)`` event to the network's trace (if recording),
+        so determinism checks compare what the program itself observed too."""
+        self._network.record("mark", label, detail)
 
     def _landing(self, when: float) -> int:
         """The nanosecond nearest ``when`` at which a timer due at ``when`` is due."""

@@ -207,6 +207,8 @@ class VirtualSelector(selectors.BaseSelector):
                 mask |= _WRITE
             if mask:
                 ready.append((key, mask))
+        if self._network.shuffle_io and len(ready) > 1:
+            self._network.random.shuffle(ready)
         return ready
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_VIRTUAL_FD",
+    "Exploration",
     "Link",
     "RealFileDescriptorError",
     "TraceEvent",
@@ -118,6 +119,32 @@ class Link:
 
 
 @attrs.frozen
+class Exploration:
+    """What a virtual clock may perturb, from its seed, to find order-dependent bugs.
+
+    asyncio's FIFO order stays the default; an exploring clock changes only what asyncio
+    leaves undefined: ``io_order`` shuffles the order in which ready sockets are reported
+    within one loop iteration (between connections: each connection's bytes stay in
+    order); ``timer_lateness`` (seconds) lets every jump of the clock land up to that much
+    after the timer's deadline, as a busy real loop fires timers late (so timers and I/O
+    interleave differently; timers never fire early and keep their order);
+    ``network_jitter`` (seconds) delays every delivery by up to that much (streams stay
+    ordered, datagrams may overtake each other).  Every draw comes from the network's
+    ``random.Random(seed)``: a failing seed replays exactly.
+    """
+
+    io_order: bool = True
+    timer_lateness: float = 0.001
+    network_jitter: float = 0.001
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("timer_lateness", "network_jitter"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@attrs.frozen
 class TraceEvent:
     """One thing the network did, at virtual time ``time_ns``."""
 
@@ -189,6 +216,8 @@ class VirtualNetwork:
         self._trace: list[TraceEvent] | None = None
         #: Extra random delay (seconds, at most) added to every delivery when exploring.
         self.jitter = 0.0
+        #: Whether ready sockets are reported in a random order (exploring).
+        self.shuffle_io = False
 
     def __repr__(self) -> str:
         return f"<VirtualNetwork seed={self.seed} sockets={len(self._sockets)}>"
