@@ -305,8 +305,9 @@ async def _listening_sockets(
     resolved = await asyncio.gather(
         *[_server_addrinfos(loop, name, port, family, flags) for name in hosts]
     )
-    # One socket per distinct address, however many host names lead to it.
-    infos = set(itertools.chain.from_iterable(resolved))
+    # One socket per distinct address, however many host names lead to it; in resolution
+    # order (asyncio's set has hash order, which would make virtual runs differ by hash seed).
+    infos = list(dict.fromkeys(itertools.chain.from_iterable(resolved)))
     sockets: list[socket.socket] = []
     completed = False
     try:
