@@ -609,6 +609,9 @@ class VirtualClock:
                 "no callback is ready, no timer is pending and nothing holds the clock, so "
                 "nothing can run again"
             )
+        held = self._network.held_back()
+        if held:
+            reason += f"; the network holds {held} behind a partition (heal() would send it)"
         tasks = waiting_tasks(loop) if loop is not None else ()
         return VirtualDeadlock(self._now, reason, tasks)
 

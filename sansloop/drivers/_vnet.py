@@ -408,6 +408,22 @@ class VirtualNetwork:
         for pipe in list(self._pipes.values()):
             pipe.pump()
 
+    def held_back(self) -> str:
+        """What waits behind a partition, in words ("" if nothing does)."""
+        data = connects = 0
+        for pipe in self._pipes.values():
+            if isinstance(getattr(pipe, "unsent", None), bytearray):
+                if pipe.unsent and self.is_cut(pipe.source, pipe.destination):
+                    data += len(pipe.unsent)
+            else:
+                connects += 1
+        parts = []
+        if data:
+            parts.append(f"{data} byte{'s' if data != 1 else ''} of stream data")
+        if connects:
+            parts.append(f"{connects} connection attempt{'s' if connects != 1 else ''}")
+        return " and ".join(parts)
+
     def is_cut(self, source: Any, destination: Any) -> bool:
         """Whether a partition separates the hosts of two socket addresses."""
         a, b = self.node(source), self.node(destination)

@@ -794,3 +794,53 @@ def test_same_seed_same_trace_across_processes_and_hash_seeds(tmp_path: Any) -> 
         outputs.append(done.stdout)
     assert outputs[0].count("TraceEvent") > 10
     assert len(set(outputs)) == 1
+
+
+def test_a_deadlock_behind_a_partition_says_what_the_network_holds() -> None:
+    async def main(clock: VirtualClock) -> None:
+        net = clock.network
+        net.add_host("db.test", "10.0.0.5")
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(await reader.readexactly(5))
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(answer, "db.test", 5432)
+        reader, writer = await asyncio.open_connection("db.test", 5432)
+        net.partition("db.test")
+        writer.write(b"query")
+        try:
+            await reader.readexactly(5)
+        finally:
+            net.heal()
+            writer.close()
+            server.close()
+
+    loop = sansloop.EventLoop(driver=VirtualDriver(VirtualClock(leaks="ignore")))
+    try:
+        with pytest.raises(
+            VirtualDeadlock, match="holds 5 bytes of stream data behind a partition"
+        ):
+            loop.run_until_complete(main(virtual_clock(loop)))
+    finally:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.close()
+
+
+def test_virtual_io_has_the_state_of_a_selector_driver() -> None:
+    # VirtualIO sets SelectorDriver's state itself (its __init__ would open a socketpair):
+    # a new attribute there must be set here too.
+    from sansloop.drivers import SelectorDriver
+    from sansloop.drivers._virtual_channels import VirtualIO
+
+    real = SelectorDriver()
+    try:
+        expected = set(vars(real)) - {"_wake_r", "_wake_w", "_wake_send"}
+    finally:
+        real.close()
+    assert expected <= set(vars(VirtualIO(VirtualClock().network)))
