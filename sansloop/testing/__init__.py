@@ -11,8 +11,9 @@ nothing until a test asks for virtual time::
         await asyncio.sleep(3600)                      # returns at once
         assert asyncio.get_running_loop().time() == 3600.0
 
-* ``@pytest.mark.virtual_time(loop_scope=..., origin=0.0, auto_advance=True)`` runs the test
-  on a sansloop loop on the virtual driver.  Without pytest-asyncio the plugin runs ``async
+* ``@pytest.mark.virtual_time(loop_scope=..., origin=0.0, auto_advance=True, seed=0,
+  explore=False)`` runs the test on a sansloop loop on the virtual driver (``seed`` and
+  ``explore`` go to its :class:`~sansloop.drivers.VirtualClock`).  Without pytest-asyncio the plugin runs ``async
   def`` tests itself; ``loop_scope`` ("function", "class", "module", "package", "session")
   lets tests share a loop, whose time only moves forward.
 * With pytest-asyncio (>= 1.4), combine it with ``@pytest.mark.asyncio(loop_scope=...)``

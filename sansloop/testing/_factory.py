@@ -1,8 +1,8 @@
 """Loop factories for virtual time: one stable object per configuration.
 
 pytest-asyncio caches a scoped loop by the identity of the factory that made it, so the
-same ``(origin, auto_advance)`` must always give the same factory object, or a module- or
-session-scoped loop would be rebuilt for every test.
+same ``(origin, auto_advance, seed, explore)`` must always give the same factory object, or
+a module- or session-scoped loop would be rebuilt for every test.
 """
 
 from __future__ import annotations
@@ -16,24 +16,29 @@ __all__ = ["virtual_loop_factory"]
 
 
 @functools.cache
-def _factory(origin: float, auto_advance: bool) -> Callable[[], asyncio.AbstractEventLoop]:
+def _factory(
+    origin: float, auto_advance: bool, seed: int, explore: bool
+) -> Callable[[], asyncio.AbstractEventLoop]:
     def new_virtual_loop() -> asyncio.AbstractEventLoop:
         # Imported here: the pytest plugin loads in every session, virtual or not.
         from sansloop.compat import new_event_loop
         from sansloop.drivers import VirtualClock, VirtualDriver
 
-        return new_event_loop(driver=VirtualDriver(VirtualClock(origin, auto_advance=auto_advance)))
+        clock = VirtualClock(origin, auto_advance=auto_advance, seed=seed, explore=explore)
+        return new_event_loop(driver=VirtualDriver(clock))
 
-    new_virtual_loop.__qualname__ = (
-        f"virtual_loop_factory(origin={origin!r}, auto_advance={auto_advance!r})"
-    )
+    arguments = f"origin={origin!r}, auto_advance={auto_advance!r}"
+    if seed or explore:
+        arguments += f", seed={seed!r}, explore={explore!r}"
+    new_virtual_loop.__qualname__ = f"virtual_loop_factory({arguments})"
     return new_virtual_loop
 
 
 def virtual_loop_factory(
-    origin: float = 0.0, *, auto_advance: bool = True
+    origin: float = 0.0, *, auto_advance: bool = True, seed: int = 0, explore: bool = False
 ) -> Callable[[], asyncio.AbstractEventLoop]:
-    """A ``loop_factory`` making sansloop loops on a fresh virtual clock starting at ``origin``.
+    """A ``loop_factory`` making sansloop loops on a fresh virtual clock starting at ``origin``
+    (with the network's ``seed``, and seeded exploration if ``explore``).
 
     For ``asyncio.Runner(loop_factory=...)``, ``asyncio.run`` (3.12+) or a
     ``pytest_asyncio_loop_factories`` hook of your own.  Equal arguments give the same object.
@@ -41,4 +46,4 @@ def virtual_loop_factory(
     value = float(origin)
     if not math.isfinite(value):
         raise ValueError(f"origin must be finite, got {origin!r}")
-    return _factory(value, bool(auto_advance))
+    return _factory(value, bool(auto_advance), int(seed), bool(explore))

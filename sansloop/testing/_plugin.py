@@ -37,8 +37,9 @@ INI_OPTION: Final = "sansloop_virtual_time"
 _SCOPES: Final = ("function", "class", "module", "package", "session")
 _FACTORIES_PLUGIN: Final = "sansloop-virtual-loop-factories"
 _MARKER_HELP: Final = (
-    f"{MARKER}(*, loop_scope='function', origin=0.0, auto_advance=True): run this test on a "
-    "sansloop loop in virtual time (with pytest-asyncio, its own loop_scope applies)"
+    f"{MARKER}(*, loop_scope='function', origin=0.0, auto_advance=True, seed=0, "
+    "explore=False): run this test on a sansloop loop in virtual time (with pytest-asyncio, "
+    "its own loop_scope applies); seed and explore go to the VirtualClock"
 )
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -53,10 +54,14 @@ class _Options:
     loop_scope: str | None = None
     origin: float = 0.0
     auto_advance: bool = True
+    seed: int = 0
+    explore: bool = False
 
     @property
     def factory(self) -> LoopFactory:
-        return virtual_loop_factory(self.origin, auto_advance=self.auto_advance)
+        return virtual_loop_factory(
+            self.origin, auto_advance=self.auto_advance, seed=self.seed, explore=self.explore
+        )
 
 
 # -- which tests are virtual ---------------------------------------------------------------
@@ -73,11 +78,11 @@ def _options(item: pytest.Item) -> _Options | None:
 
 
 def _parse_marker(marker: pytest.Mark, nodeid: str) -> _Options:
-    unknown = set(marker.kwargs) - {"loop_scope", "origin", "auto_advance"}
+    unknown = set(marker.kwargs) - {"loop_scope", "origin", "auto_advance", "seed", "explore"}
     if marker.args or unknown:
         pytest.fail(
-            f"{nodeid}: mark.{MARKER} takes only the keyword arguments loop_scope, origin "
-            "and auto_advance",
+            f"{nodeid}: mark.{MARKER} takes only the keyword arguments loop_scope, origin, "
+            "auto_advance, seed and explore",
             pytrace=False,
         )
     scope = marker.kwargs.get("loop_scope")
@@ -92,6 +97,8 @@ def _parse_marker(marker: pytest.Mark, nodeid: str) -> _Options:
             loop_scope=scope,
             origin=float(marker.kwargs.get("origin", 0.0)),
             auto_advance=bool(marker.kwargs.get("auto_advance", True)),
+            seed=int(marker.kwargs.get("seed", 0)),
+            explore=bool(marker.kwargs.get("explore", False)),
         )
     except (TypeError, ValueError) as exc:
         pytest.fail(f"{nodeid}: mark.{MARKER}: {exc}", pytrace=False)
