@@ -306,7 +306,7 @@ class VirtualSocket:
                 conn, _ = self._accept_queue.popleft()
                 conn._abort()
         tx, rx = self._tx, self._rx
-        if tx is not None and rx is not None:
+        if tx is not None and rx is not None and state == _CONNECTED:
             if rx.rx and not rx.dead:
                 self._abort()
             else:
@@ -520,7 +520,12 @@ class VirtualSocket:
 
     def _established(self, conn: VirtualSocket) -> None:
         if self._state == _CLOSED:
-            conn._abort()
+            # Closed while connecting: the SYN-ACK is answered with a reset.
+            self._net.record("rst", self._local, self._remote)
+            for pipe in (self._tx, self._rx):
+                if pipe is not None:
+                    pipe.kill()
+            conn._reset_later(self._local)
             return
         if self._state != _CONNECTING:
             return

@@ -69,6 +69,8 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
         writer.close()
         await writer.wait_closed()
+    except ConnectionResetError:
+        writer.close()  # a client reset the connection (or lost a Happy Eyeballs race)
     finally:
         _handlers.discard(task)
 
@@ -844,3 +846,23 @@ def test_virtual_io_has_the_state_of_a_selector_driver() -> None:
     finally:
         real.close()
     assert expected <= set(vars(VirtualIO(VirtualClock().network)))
+
+
+def test_anyio_client_over_the_in_memory_network() -> None:
+    anyio = pytest.importorskip("anyio")
+
+    async def main(clock: VirtualClock) -> None:
+        clock.network.configure(latency=0.5)
+        server = await asyncio.start_server(_echo, "localhost", 7777)
+        start = clock.now_ns
+        # anyio's Happy Eyeballs tries ::1 and 127.0.0.1; both listen, so 2 latencies.
+        async with await anyio.connect_tcp("localhost", 7777) as stream:
+            await stream.send(b"anyio")
+            assert await stream.receive() == b"anyio"
+            with anyio.move_on_after(60) as scope:
+                await stream.receive()  # the echo server says nothing more
+            assert scope.cancelled_caught
+        assert clock.now_ns - start == 62_000 * _MS
+        await _stop(server)
+
+    run(main)
