@@ -14,8 +14,9 @@ nothing until a test asks for virtual time::
 * ``@pytest.mark.virtual_time(loop_scope=..., origin=0.0, auto_advance=True, seed=0,
   explore=False)`` runs the test on a sansloop loop on the virtual driver (``seed`` and
   ``explore`` go to its :class:`~sansloop.drivers.VirtualClock`).  Without
-  pytest-asyncio the plugin runs ``async def`` tests itself; ``loop_scope`` ("function", "class", "module", "package", "session")
-  lets tests share a loop, whose time only moves forward.
+  pytest-asyncio the plugin runs ``async def`` tests itself; ``loop_scope`` ("function",
+  "class", "module", "package", "session") lets tests share a loop, whose time only moves
+  forward.
 * With pytest-asyncio (>= 1.4), combine it with ``@pytest.mark.asyncio(loop_scope=...)``
   (or use ``asyncio_mode = "auto"``): the plugin hands pytest-asyncio a virtual loop
   through its ``pytest_asyncio_loop_factories`` hook, so async fixtures and loop scopes work
