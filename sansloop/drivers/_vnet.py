@@ -200,6 +200,8 @@ class VirtualNetwork:
         self.random = random.Random(seed)
         self._hosts: dict[str, list[str]] = {_LOOPBACK_NODE: ["127.0.0.1", "::1"]}
         self._node_of: dict[str, str] = {}
+        # address -> node, for addresses no host names (parsing an address is slow).
+        self._node_cache: dict[str, str] = {}
         self._default_link = Link()
         self._links: dict[frozenset[str], Link] = {}
         self._cuts: set[frozenset[str]] = set()
@@ -242,12 +244,14 @@ class VirtualNetwork:
         self._hosts[name.lower()] = normal
         for address in normal:
             self._node_of[address] = name.lower()
+        self._node_cache.clear()
 
     def remove_host(self, name: str) -> None:
         """Forget ``name`` (its addresses stay usable as literals)."""
         for address in self._hosts.pop(name.lower(), ()):
             if self._node_of.get(address) == name.lower():
                 del self._node_of[address]
+        self._node_cache.clear()
 
     def addresses(self, name: str) -> list[str]:
         """The addresses ``name`` resolves to (a copy)."""
@@ -259,12 +263,13 @@ class VirtualNetwork:
             address = address[0]
         if not isinstance(address, str) or not address or "/" in address:
             return _LOOPBACK_NODE  # Unix sockets live on this machine.
-        node = self._node_of.get(address)
+        node = self._node_of.get(address) or self._node_cache.get(address)
         if node is not None:
             return node
-        if _is_loopback(address) or address in ("0.0.0.0", "::"):
-            return _LOOPBACK_NODE
-        return address
+        loopback = _is_loopback(address) or address in ("0.0.0.0", "::")
+        node = _LOOPBACK_NODE if loopback else address
+        self._node_cache[address] = node
+        return node
 
     def _nodes(self, host: str) -> set[str]:
         """The nodes a name, an address or a node name stands for."""
