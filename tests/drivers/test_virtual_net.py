@@ -866,3 +866,66 @@ def test_anyio_client_over_the_in_memory_network() -> None:
         await _stop(server)
 
     run(main)
+
+
+def test_a_full_datagram_queue_drops_what_does_not_fit() -> None:
+    async def main(clock: VirtualClock) -> None:
+        loop = asyncio.get_running_loop()
+        clock.network.configure(buffer=1000)
+        server, sp = await loop.create_datagram_endpoint(_Collect, local_addr=("127.0.0.1", 53))
+        server.pause_reading()
+        client, _ = await loop.create_datagram_endpoint(_Collect, remote_addr=("127.0.0.1", 53))
+        clock.network.start_trace()
+        for i in range(20):
+            client.sendto(bytes([i]) * 100)
+        await clock.run_until_idle()
+        server.resume_reading()
+        await clock.run_until_idle()
+        got = []
+        while not sp.got.empty():
+            got.append(sp.got.get_nowait()[0][0])
+        assert got == list(range(10))  # 10 x 100 bytes fill the 1000-byte queue
+        kinds = [event.kind for event in clock.network.trace]
+        assert kinds.count("overflow") == 10
+        client.close()
+        server.close()
+        await asyncio.sleep(0)
+
+    run(main)
+
+
+def test_network_names_links_and_partitions() -> None:
+    net = VirtualClock().network
+    net.add_host("cache.test")
+    (address,) = net.addresses("cache.test")
+    assert net.getaddrinfo("cache.test", 6379, type=socket.SOCK_STREAM)[0][4] == (address, 6379)
+    assert net.node(address) == "cache.test"
+    assert net.node("127.0.0.2") == "localhost"
+    assert [info[4][0] for info in net.getaddrinfo(None, 80, flags=socket.AI_PASSIVE)] == [
+        "0.0.0.0",
+        "0.0.0.0",
+        "::",
+        "::",
+    ]
+    with pytest.raises(socket.gaierror):
+        net.getaddrinfo("cache.test", 1, family=socket.AF_INET6)
+    with pytest.raises(socket.gaierror):
+        net.getaddrinfo("db", 1, flags=socket.AI_NUMERICHOST)
+
+    link = net.link("cache.test", "localhost", latency=0.25, loss=0.5)
+    assert net.link("localhost", "cache.test") == link
+    assert net.link_between(("127.0.0.1", 1), (address, 2)) is link
+    assert net.link_between(("127.0.0.1", 1), ("127.0.0.1", 2)).latency == 0.0
+    with pytest.raises(ValueError, match="loss must be a probability"):
+        net.configure(loss=2)
+
+    net.partition(["localhost"], ["cache.test", "10.9.9.9"])
+    assert net.is_cut(("127.0.0.1", 1), (address, 1))
+    assert net.is_cut(("10.9.9.9", 1), ("::1", 1))
+    assert not net.is_cut((address, 1), ("10.9.9.9", 1))
+    net.heal()
+    assert not net.is_cut(("127.0.0.1", 1), (address, 1))
+    net.partition("cache.test")
+    assert net.is_cut((address, 1), ("10.9.9.9", 1))
+    net.remove_host("cache.test")
+    assert net.addresses("cache.test") == []
