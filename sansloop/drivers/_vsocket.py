@@ -536,6 +536,7 @@ class VirtualSocket:
         if self._state != _CONNECTING:
             return
         self._state = _NEW
+        self._remote = None
         self._so_error = code
 
     def accept(self) -> tuple[VirtualSocket, Any]:

@@ -615,6 +615,13 @@ def test_socket_errors_match_real_sockets() -> None:
     sock.close()
     other.close()
     assert sock.fileno() == -1
+    refused = net.socket()
+    with pytest.raises(BlockingIOError):
+        refused.connect(("127.0.0.1", 4000))  # nothing listens there any more
+    assert refused.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+    with pytest.raises(OSError, match="not connected"):
+        refused.getpeername()
+    refused.close()
     with pytest.raises(OSError, match="Bad file descriptor") as info:
         sock.recv(1)
     assert info.value.errno == errno.EBADF
