@@ -243,6 +243,7 @@ class VirtualClock:
             self._lateness_ns = _to_ns(self.exploration.timer_lateness)
             self._network.jitter = self.exploration.network_jitter
             self._network.shuffle_io = self.exploration.io_order
+            self._network.fault_rate = self.exploration.fault_rate
         #: Whether real file descriptors may be watched (the clock holds while they are).
         self.real_io = bool(real_io)
         # Set while the driver blocks on real I/O: makes that wait return.

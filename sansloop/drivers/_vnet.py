@@ -129,19 +129,24 @@ class Exploration:
     after the timer's deadline, as a busy real loop fires timers late (so timers and I/O
     interleave differently; timers never fire early and keep their order);
     ``network_jitter`` (seconds) delays every delivery by up to that much (streams stay
-    ordered, datagrams may overtake each other).  Every draw comes from the network's
-    ``random.Random(seed)``: a failing seed replays exactly.
+    ordered, datagrams may overtake each other); ``fault_rate`` (0 unless asked for, since
+    faults change what a correct program observes) is the probability that a stream
+    segment resets its connection instead of arriving, and that a datagram is lost.  Every
+    draw comes from the network's ``random.Random(seed)``: a failing seed replays exactly.
     """
 
     io_order: bool = True
     timer_lateness: float = 0.001
     network_jitter: float = 0.001
+    fault_rate: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         for name in ("timer_lateness", "network_jitter"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be a probability in [0, 1], got {self.fault_rate!r}")
 
 
 @attrs.frozen
@@ -220,6 +225,8 @@ class VirtualNetwork:
         self.jitter = 0.0
         #: Whether ready sockets are reported in a random order (exploring).
         self.shuffle_io = False
+        #: Probability of an injected fault per segment or datagram (exploring).
+        self.fault_rate = 0.0
 
     def __repr__(self) -> str:
         return f"<VirtualNetwork seed={self.seed} sockets={len(self._sockets)}>"

@@ -131,6 +131,10 @@ class _Pipe:
             net.record("fin", self.source, self.destination)
             return
         self.inflight -= len(segment)
+        if net.draw(net.fault_rate):
+            net.record("fault", self.source, self.destination, len(segment))
+            self.connection_reset(errno.ECONNRESET)
+            return
         receiver = self.receiver
         if receiver._state == _CLOSED:
             # Data for a socket that is gone: the sender is reset (RST back).
@@ -673,7 +677,7 @@ class VirtualSocket:
         # An unbound Unix datagram socket sends from no address (None, as Linux reports).
         source = self._local
         link = net.link_between(source, destination)
-        if net.is_cut(source, destination) or net.draw(link.loss):
+        if net.is_cut(source, destination) or net.draw(link.loss) or net.draw(net.fault_rate):
             net.record("lost", source, destination, len(payload))
             return len(payload)
         now = net.now_ns

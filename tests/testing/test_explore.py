@@ -98,3 +98,35 @@ def test_a_failing_run_names_its_seed() -> None:
     with pytest.raises(ValueError, match="boom") as info:
         run_virtual(failing, seed=42, explore=True)
     assert info.value.__notes__ == ["sansloop: this virtual run replays with seed=42 explore=True"]
+
+
+def test_injected_faults_come_from_the_seed() -> None:
+    async def exchange() -> str:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(100):
+                    writer.write(data)
+            except ConnectionResetError:
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 9998)
+        reader, writer = await asyncio.open_connection("127.0.0.1", 9998)
+        try:
+            for i in range(5):
+                writer.write(b"%d" % i)
+                await reader.readexactly(1)
+            outcome = "ok"
+        except ConnectionResetError:
+            outcome = "reset"
+        writer.close()
+        server.close()
+        await asyncio.sleep(1)
+        return outcome
+
+    faulty = Exploration(fault_rate=0.1)
+    outcomes = {seed: run_virtual(exchange, seed=seed, explore=faulty) for seed in range(10)}
+    assert set(outcomes.values()) == {"ok", "reset"}
+    for seed, outcome in outcomes.items():
+        assert run_virtual(exchange, seed=seed, explore=faulty) == outcome
+    assert {run_virtual(exchange, seed=seed, explore=True) for seed in range(10)} == {"ok"}
