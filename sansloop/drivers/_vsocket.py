@@ -290,9 +290,8 @@ class VirtualSocket:
 
     def getpeername(self) -> Any:
         self._check_open()
-        if self._remote is None or self._state not in (_CONNECTED, _NEW, _CONNECTING):
-            raise _oserror(errno.ENOTCONN)
-        if self._state == _CONNECTING:
+        # A connected stream, or a datagram socket with a default peer.
+        if self._remote is None or self._state not in (_CONNECTED, _NEW):
             raise _oserror(errno.ENOTCONN)
         return self._remote
 
