@@ -15,7 +15,9 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 import sansloop
 from sansloop.drivers import (
@@ -936,3 +938,40 @@ def test_network_names_links_and_partitions() -> None:
     assert net.is_cut((address, 1), ("10.9.9.9", 1))
     net.remove_host("cache.test")
     assert net.addresses("cache.test") == []
+
+
+@hypothesis.settings(max_examples=100, deadline=None, derandomize=True)
+@hypothesis.given(
+    chunks=st.lists(st.binary(min_size=1, max_size=5000), min_size=1, max_size=12),
+    buffer=st.integers(min_value=1, max_value=20_000),
+    latency_ms=st.integers(min_value=0, max_value=50),
+    bandwidth=st.one_of(st.none(), st.integers(min_value=1_000, max_value=10_000_000)),
+    read_size=st.integers(min_value=1, max_value=9000),
+)
+def test_streams_deliver_every_byte_in_order_whatever_the_link(
+    chunks: list[bytes], buffer: int, latency_ms: int, bandwidth: int | None, read_size: int
+) -> None:
+    async def main(clock: VirtualClock) -> None:
+        clock.network.configure(latency=latency_ms / 1000, bandwidth=bandwidth, buffer=buffer)
+        server = await asyncio.start_server(_echo, "127.0.0.1", 8000)
+        reader, writer = await asyncio.open_connection("127.0.0.1", 8000)
+
+        async def send() -> None:
+            for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+            writer.write_eof()
+
+        async def receive() -> bytes:
+            got = bytearray()
+            while data := await reader.read(read_size):
+                got += data
+            return bytes(got)
+
+        _, echoed = await asyncio.gather(send(), receive())
+        assert echoed == b"".join(chunks)
+        writer.close()
+        await writer.wait_closed()
+        await _stop(server)
+
+    run(main)
