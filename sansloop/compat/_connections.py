@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._resolve import ensure_resolved
+from ._socket_factory import new_socket
 from ._transports import SocketTransport
 
 try:
@@ -131,7 +132,7 @@ async def _connect_sock(
     family, type_, proto, _, address = addr_info
     sock = None
     try:
-        sock = socket.socket(family=family, type=type_, proto=proto)
+        sock = new_socket(loop, family, type_, proto)
         sock.setblocking(False)
         if local_addr_infos is not None:
             for lfamily, _, _, _, laddr in local_addr_infos:
@@ -296,7 +297,7 @@ async def create_unix_connection(
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
         path = os.fspath(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+        sock = new_socket(self, socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
             await self.sock_connect(sock, path)

@@ -25,6 +25,7 @@ from sansloop.core import DatagramTransportCore
 from ._readiness import ensure_fd_no_transport
 from ._resolve import ensure_resolved
 from ._servers import set_reuseport
+from ._socket_factory import driver_owns_sockets, new_socket
 from ._transports import SocketOwner, set_result_unless_cancelled, socket_extra
 from ._unix_paths import remove_stale_socket
 
@@ -137,7 +138,7 @@ async def _address_pairs(
         for addr in (local_addr, remote_addr):
             if addr is not None and not isinstance(addr, str):
                 raise TypeError("string is expected")
-        if local_addr:
+        if local_addr and not driver_owns_sockets(loop):
             remove_stale_socket(local_addr)
         return [((family, proto), (local_addr, remote_addr))]
     # Join the addresses by (family, proto), in the order getaddrinfo gave them.
@@ -179,7 +180,7 @@ async def _open_socket(
     for (family, proto), (local_address, remote_address) in pairs:
         sock = None
         try:
-            sock = socket.socket(family=family, type=socket.SOCK_DGRAM, proto=proto)
+            sock = new_socket(loop, family, socket.SOCK_DGRAM, proto)
             if reuse_port:
                 set_reuseport(sock)
             if allow_broadcast:

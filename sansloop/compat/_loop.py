@@ -705,6 +705,10 @@ class EventLoop(asyncio.AbstractEventLoop):
         proto: int = 0,
         flags: int = 0,
     ) -> list[Any]:
+        resolve = getattr(self._driver, "getaddrinfo", None)
+        if resolve is not None:
+            # The driver's own network (virtual) answers at once, without a thread.
+            return resolve(host, port, family, type, proto, flags)  # type: ignore[no-any-return]
         if self._debug:
             func: Callable[..., list[Any]] = self._getaddrinfo_logged
         else:
@@ -712,6 +716,9 @@ class EventLoop(asyncio.AbstractEventLoop):
         return await self.run_in_executor(None, func, host, port, family, type, proto, flags)
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        resolve = getattr(self._driver, "getnameinfo", None)
+        if resolve is not None:
+            return resolve(sockaddr, flags)  # type: ignore[no-any-return]
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     def _getaddrinfo_logged(self, *args: Any) -> list[Any]:

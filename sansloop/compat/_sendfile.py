@@ -263,6 +263,8 @@ async def _zero_copy(
             f"os.sendfile() is not available on the {type(driver).__name__} driver "
             "(it has no readiness callbacks)"
         )
+    if not isinstance(sock, socket.socket):
+        raise _NotAvailable("os.sendfile() needs an OS socket")
     try:
         fileno = file.fileno()
     except (AttributeError, io.UnsupportedOperation) as err:

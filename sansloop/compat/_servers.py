@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._connections import check_ssl_arguments, check_ssl_socket, make_transport, reject_tls
 from ._resolve import HAS_IPV6, ensure_resolved
+from ._socket_factory import driver_owns_sockets, new_socket
 from ._transports import stream_driver
 from ._unix_paths import remove_stale_socket
 
@@ -304,14 +305,15 @@ async def _listening_sockets(
     resolved = await asyncio.gather(
         *[_server_addrinfos(loop, name, port, family, flags) for name in hosts]
     )
-    # One socket per distinct address, however many host names lead to it.
-    infos = set(itertools.chain.from_iterable(resolved))
+    # One socket per distinct address, however many host names lead to it; in resolution
+    # order (asyncio's set has hash order, which would make virtual runs differ by hash seed).
+    infos = list(dict.fromkeys(itertools.chain.from_iterable(resolved)))
     sockets: list[socket.socket] = []
     completed = False
     try:
         for af, socktype, proto, _, address in infos:
             try:
-                sock = socket.socket(af, socktype, proto)
+                sock = new_socket(loop, af, socktype, proto)
             except OSError:
                 # Most likely a family this machine does not have.
                 if loop._debug:
@@ -407,11 +409,12 @@ async def create_server(
     return server
 
 
-def _bound_unix_socket(path: str | bytes) -> socket.socket:
+def _bound_unix_socket(loop: EventLoop, path: str | bytes) -> socket.socket:
     if sys.platform == "win32":
         raise NotImplementedError("Unix sockets are not available on this platform")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    remove_stale_socket(path)
+    sock = new_socket(loop, socket.AF_UNIX, socket.SOCK_STREAM)
+    if not driver_owns_sockets(loop):
+        remove_stale_socket(path)
     try:
         sock.bind(path)
     except OSError as exc:
@@ -458,14 +461,14 @@ async def create_unix_server(
     if path is not None:
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
-        sock = _bound_unix_socket(os.fspath(path))
+        sock = _bound_unix_socket(self, os.fspath(path))
     else:
         if sock is None:
             raise ValueError("path was not specified, and no sock specified")
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
     cleanup: dict[socket.socket, int] = {}
-    if cleanup_socket:
+    if cleanup_socket and isinstance(sock, socket.socket):
         bound = sock.getsockname()
         if bound and bound[0] not in (0, "\x00"):
             try:

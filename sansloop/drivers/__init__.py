@@ -26,16 +26,25 @@ from ._virtual import VirtualDriver as VirtualDriver
 from ._virtual import VirtualStatistics as VirtualStatistics
 from ._virtual import hold_time as hold_time
 from ._virtual import virtual_clock as virtual_clock
+from ._vnet import Exploration as Exploration
+from ._vnet import Link as Link
+from ._vnet import RealFileDescriptorError as RealFileDescriptorError
+from ._vnet import TraceEvent as TraceEvent
+from ._vnet import VirtualNetwork as VirtualNetwork
+from ._vsocket import VirtualSocket as VirtualSocket
 
 __all__ = [
     "DatagramDriver",
     "Driver",
+    "Exploration",
     "FileDescriptorLike",
     "LeakMode",
     "LeakReport",
     "LeakWatch",
     "LeakedJob",
+    "Link",
     "ReadinessDriver",
+    "RealFileDescriptorError",
     "RunObserver",
     "SelectorDriver",
     "SignalDriver",
@@ -43,12 +52,15 @@ __all__ = [
     "StreamDriver",
     "StreamListener",
     "TimeHold",
+    "TraceEvent",
     "UnretrievedException",
     "VirtualClock",
     "VirtualDeadlock",
     "VirtualDriver",
     "VirtualLeakError",
     "VirtualLeakWarning",
+    "VirtualNetwork",
+    "VirtualSocket",
     "VirtualStatistics",
     "WaitingTask",
     "WorkTrackingDriver",

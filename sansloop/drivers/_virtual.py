@@ -73,7 +73,7 @@ import math
 import threading
 import weakref
 from asyncio import events as _events
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -82,9 +82,19 @@ import attrs
 from sansloop.core import Scheduler
 
 from ._clock_patch import ClockPatch, WallOrigin
-from ._contract import Driver, RunObserver, WorkTrackingDriver
+from ._contract import (
+    DatagramDriver,
+    Driver,
+    ReadinessDriver,
+    RunObserver,
+    SocketDriver,
+    StreamDriver,
+    WorkTrackingDriver,
+)
 from ._deadlock import VirtualDeadlock, waiting_tasks
 from ._leaks import LeakMode, LeakReport, LeakWatch, check_mode, emit
+from ._virtual_channels import VirtualIO, VirtualIOMethods, attach_io
+from ._vnet import Exploration, VirtualNetwork
 
 __all__ = [
     "CLOCK_RESOLUTION",
@@ -228,8 +238,26 @@ class VirtualClock:
         patch_clocks: bool = False,
         wall_origin: WallOrigin = None,
         patch_modules: tuple[str, ...] | list[str] = (),
+        seed: int = 0,
+        real_io: bool = False,
+        explore: Exploration | bool | None = None,
     ) -> None:
         origin = _check_seconds(origin, "origin")
+        self._network = VirtualNetwork(self._read_now_ns, seed)
+        if explore is True:
+            explore = Exploration()
+        #: What this clock perturbs from its seed (None: asyncio's order, unperturbed).
+        self.exploration: Exploration | None = explore or None
+        self._lateness_ns = 0
+        if self.exploration is not None:
+            self._lateness_ns = _to_ns(self.exploration.timer_lateness)
+            self._network.jitter = self.exploration.network_jitter
+            self._network.shuffle_io = self.exploration.io_order
+            self._network.fault_rate = self.exploration.fault_rate
+        #: Whether real file descriptors may be watched (the clock holds while they are).
+        self.real_io = bool(real_io)
+        # Set while the driver blocks on real I/O: makes that wait return.
+        self._poke: Callable[[], None] | None = None
         self._leak_mode = check_mode(leaks)
         self._watch: LeakWatch | None = None
         self._now_ns = _to_ns(origin)
@@ -266,6 +294,19 @@ class VirtualClock:
     def now_ns(self) -> int:
         """The virtual time in integer nanoseconds."""
         return self._now_ns
+
+    def _read_now_ns(self) -> int:
+        return self._now_ns
+
+    @property
+    def network(self) -> VirtualNetwork:
+        """The in-memory network of every loop this clock drives (see ``_vnet.py``)."""
+        return self._network
+
+    @property
+    def seed(self) -> int:
+        """The seed of the network's random source: a run replays from it."""
+        return self._network.seed
 
     @property
     def auto_advance(self) -> bool:
@@ -480,6 +521,25 @@ class VirtualClock:
         with self._cond:
             self._woken = True
             self._cond.notify_all()
+            poke = self._poke
+        if poke is not None:
+            poke()
+
+    def _wait_real(self, block: Callable[[], None], poke: Callable[[], None]) -> None:
+        """The idle wait while real descriptors are watched: time holds still, and the
+        driver blocks on them (``block``) until they are ready or the loop is woken."""
+        core = self._core
+        with self._cond:
+            if self._woken or (core is not None and core.inbox):
+                self._woken = False
+                return
+            self._poke = poke
+        try:
+            block()
+        finally:
+            with self._cond:
+                self._poke = None
+                self._woken = False
 
     def _wait(self) -> None:
         """The idle rule (see the module docstring): called when the core has nothing ready."""
@@ -507,6 +567,8 @@ class VirtualClock:
                     self._now_ns = landing
                     self._now = landing / _NS
                     self._fit_resolution(self._now)
+                    if self._network._trace is not None:
+                        self._network.record("time", None, None)
                 return
         raise self._deadlock(core)
 
@@ -528,10 +590,21 @@ class VirtualClock:
         if target is None:
             if deadline is None or not self._auto_advance:
                 return None
-            return self._landing(deadline)
+            return self._late(self._landing(deadline))
         if deadline is None:
             return target
-        return min(self._landing(deadline), target)
+        return min(self._late(self._landing(deadline)), target)
+
+    def _late(self, landing: int) -> int:
+        """``landing``, plus a seeded lateness when exploring."""
+        if self._lateness_ns:
+            landing += self._network.random.randint(0, self._lateness_ns)
+        return landing
+
+    def mark(self, label: str, detail: Any = None) -> None:
+        """Add a ``("mark", label, detail)`` event to the network's trace (if recording),
+        so determinism checks compare what the program itself observed too."""
+        self._network.record("mark", label, detail)
 
     def _landing(self, when: float) -> int:
         """The nanosecond nearest ``when`` at which a timer due at ``when`` is due."""
@@ -565,6 +638,9 @@ class VirtualClock:
                 "no callback is ready, no timer is pending and nothing holds the clock, so "
                 "nothing can run again"
             )
+        held = self._network.held_back()
+        if held:
+            reason += f"; the network holds {held} behind a partition (heal() would send it)"
         tasks = waiting_tasks(loop) if loop is not None else ()
         return VirtualDeadlock(self._now, reason, tasks)
 
@@ -576,8 +652,11 @@ def _release_after(thread: threading.Thread, hold: TimeHold) -> None:
         hold.release()
 
 
-class VirtualDriver:
+class VirtualDriver(VirtualIOMethods):
     """The loop's side of virtual time: the driver contract, run by a :class:`VirtualClock`.
+
+    It also carries the clock's in-memory network: stream, datagram and socket operations
+    on virtual sockets (``_virtual_channels.py``).
 
     ``sansloop.new_event_loop(driver="virtual")`` makes one with a fresh clock; pass
     ``VirtualDriver(VirtualClock(origin=..., auto_advance=..., leaks=...))`` for more
@@ -593,6 +672,8 @@ class VirtualDriver:
         self._attached = False
         self._closed = False
         self._watch: LeakWatch | None = None
+        self._io = VirtualIO(self._clock.network, real_io=self._clock.real_io)
+        self._core: Scheduler | None = None
 
     @property
     def clock(self) -> VirtualClock:
@@ -602,7 +683,19 @@ class VirtualDriver:
         return self._clock._now
 
     def wait(self, timeout: float | None) -> None:
-        if timeout != 0.0:
+        io = self._io
+        if io._user_fds:
+            # Ready virtual sockets first: the clock may only move when nothing is ready.
+            io.poll()
+            if timeout != 0.0 and self._core is not None and self._core.has_ready():
+                return
+        if timeout == 0.0:
+            return
+        selector = io.selector
+        if selector.real_fds:
+            # Real I/O is pending: the clock holds still while it is.
+            self._clock._wait_real(selector.block, selector.poke)
+        else:
             self._clock._wait()
 
     def wakeup(self) -> None:
@@ -611,7 +704,9 @@ class VirtualDriver:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._io.close()
             if self._attached:
+                self._clock.network._attach(None)
                 self._clock._detach()
 
     # -- optional hooks the compat loop calls ------------------------------------------------
@@ -622,6 +717,8 @@ class VirtualDriver:
             raise RuntimeError("a VirtualDriver serves one loop; make a new one")
         self._clock._attach(loop, core)
         self._attached = True
+        self._core = core
+        attach_io(self._io, loop, core)
         clock = self._clock
         self._watch = clock._watch = LeakWatch(loop, clock.time, lambda: clock.leak_mode)
 
@@ -675,6 +772,14 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: VirtualDriver, watch: LeakWatch
-    ) -> tuple[Driver, WorkTrackingDriver, RunObserver]:
+    ) -> tuple[
+        Driver,
+        WorkTrackingDriver,
+        RunObserver,
+        ReadinessDriver,
+        SocketDriver,
+        StreamDriver,
+        DatagramDriver,
+    ]:
         """mypy checks that the virtual driver and its leak watch meet their Protocols."""
-        return driver, driver, watch
+        return driver, driver, watch, driver, driver, driver, driver

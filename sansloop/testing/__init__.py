@@ -11,10 +11,12 @@ nothing until a test asks for virtual time::
         await asyncio.sleep(3600)                      # returns at once
         assert asyncio.get_running_loop().time() == 3600.0
 
-* ``@pytest.mark.virtual_time(loop_scope=..., origin=0.0, auto_advance=True)`` runs the test
-  on a sansloop loop on the virtual driver.  Without pytest-asyncio the plugin runs ``async
-  def`` tests itself; ``loop_scope`` ("function", "class", "module", "package", "session")
-  lets tests share a loop, whose time only moves forward.
+* ``@pytest.mark.virtual_time(loop_scope=..., origin=0.0, auto_advance=True, seed=0,
+  explore=False)`` runs the test on a sansloop loop on the virtual driver (``seed`` and
+  ``explore`` go to its :class:`~sansloop.drivers.VirtualClock`).  Without
+  pytest-asyncio the plugin runs ``async def`` tests itself; ``loop_scope`` ("function",
+  "class", "module", "package", "session") lets tests share a loop, whose time only moves
+  forward.
 * With pytest-asyncio (>= 1.4), combine it with ``@pytest.mark.asyncio(loop_scope=...)``
   (or use ``asyncio_mode = "auto"``): the plugin hands pytest-asyncio a virtual loop
   through its ``pytest_asyncio_loop_factories`` hook, so async fixtures and loop scopes work
@@ -31,11 +33,31 @@ nothing until a test asks for virtual time::
   :class:`sansloop.drivers.VirtualDeadlock`, naming every waiting task, what it awaits and
   where.
 
+Seeded runs: :func:`run_virtual` runs a coroutine function on a fresh virtual clock with
+a ``seed`` (and, with ``explore=True``, seeded perturbation of what asyncio leaves
+undefined: the order of ready connections, timer lateness, network jitter) and notes the
+seed on any failure; :func:`check_determinism` runs it twice and compares traces;
+:func:`seeds` is the Hypothesis strategy that draws the seed, so Hypothesis shrinks it::
+
+    @hypothesis.given(seed=sansloop.testing.seeds())
+    def test_no_lost_update(seed):
+        sansloop.testing.run_virtual(scenario, seed=seed, explore=True)
+
 Without pytest-asyncio, async fixtures are not supported (pytest itself rejects them).
 :func:`virtual_loop_factory` is the ``loop_factory`` the plugin uses, for ``asyncio.Runner``
 or a ``pytest_asyncio_loop_factories`` hook of your own.
 """
 
+from ._explore import NondeterminismError as NondeterminismError
+from ._explore import check_determinism as check_determinism
+from ._explore import run_virtual as run_virtual
+from ._explore import seeds as seeds
 from ._factory import virtual_loop_factory as virtual_loop_factory
 
-__all__ = ["virtual_loop_factory"]
+__all__ = [
+    "NondeterminismError",
+    "check_determinism",
+    "run_virtual",
+    "seeds",
+    "virtual_loop_factory",
+]

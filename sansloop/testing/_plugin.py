@@ -41,14 +41,23 @@ __all__ = ["INI_OPTION", "MARKER", "PATCH_CLOCKS_OPTION"]
 MARKER: Final = "virtual_time"
 INI_OPTION: Final = "sansloop_virtual_time"
 PATCH_CLOCKS_OPTION: Final = "sansloop_patch_clocks"
-_MARKER_KWARGS: Final = ("loop_scope", "origin", "auto_advance", "patch_clocks", "wall_origin")
+_MARKER_KWARGS: Final = (
+    "loop_scope",
+    "origin",
+    "auto_advance",
+    "patch_clocks",
+    "wall_origin",
+    "seed",
+    "explore",
+)
 _SCOPES: Final = ("function", "class", "module", "package", "session")
 _FACTORIES_PLUGIN: Final = "sansloop-virtual-loop-factories"
 _MARKER_HELP: Final = (
     f"{MARKER}(*, loop_scope='function', origin=0.0, auto_advance=True, patch_clocks=False, "
-    "wall_origin=None): run this test on a sansloop loop in virtual time (with "
-    "pytest-asyncio, its own loop_scope applies); patch_clocks makes time.monotonic(), "
-    "time.time() and datetime.now() virtual in the loop"
+    "wall_origin=None, seed=0, explore=False): run this test on a sansloop loop in virtual "
+    "time (with pytest-asyncio, its own loop_scope applies); patch_clocks makes "
+    "time.monotonic(), time.time() and datetime.now() virtual in the loop; seed and explore go "
+    "to the VirtualClock"
 )
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -65,6 +74,8 @@ class _Options:
     auto_advance: bool = True
     patch_clocks: bool = False
     wall_origin: float | datetime.datetime | None = None
+    seed: int = 0
+    explore: bool = False
 
     @property
     def factory(self) -> LoopFactory:
@@ -73,6 +84,8 @@ class _Options:
             auto_advance=self.auto_advance,
             patch_clocks=self.patch_clocks,
             wall_origin=self.wall_origin,
+            seed=self.seed,
+            explore=self.explore,
         )
 
 
@@ -117,6 +130,8 @@ def _parse_marker(marker: pytest.Mark, nodeid: str, patch_clocks: bool) -> _Opti
                 if wall_origin is None or isinstance(wall_origin, datetime.datetime)
                 else float(wall_origin)
             ),
+            seed=int(marker.kwargs.get("seed", 0)),
+            explore=bool(marker.kwargs.get("explore", False)),
         )
         options.factory  # noqa: B018 (checks wall_origin against patch_clocks)
         return options

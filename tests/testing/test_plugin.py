@@ -80,6 +80,26 @@ def test_marker_origin_and_auto_advance(pytester: pytest.Pytester) -> None:
     pytester.runpytest(*_STANDALONE).assert_outcomes(passed=2)
 
 
+def test_marker_seed_and_explore(pytester: pytest.Pytester) -> None:
+    _ini(pytester, asyncio=False)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.virtual_time(seed=42, explore=True)
+        async def test_seeded(virtual_clock):
+            assert virtual_clock.seed == 42
+            assert virtual_clock.exploration is not None
+
+        @pytest.mark.virtual_time
+        async def test_default(virtual_clock):
+            assert virtual_clock.seed == 0
+            assert virtual_clock.exploration is None
+        """
+    )
+    pytester.runpytest(*_STANDALONE).assert_outcomes(passed=2)
+
+
 def test_deadlock_fails_with_the_diagnosis(pytester: pytest.Pytester) -> None:
     _ini(pytester, asyncio=False)
     pytester.makepyfile(
@@ -187,8 +207,8 @@ def test_bad_marker_arguments(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*loop_scope='galaxy'; valid scopes are function, class, module, package, session",
-            "*takes only the keyword arguments loop_scope, origin, auto_advance, patch_clocks "
-            "and wall_origin",
+            "*takes only the keyword arguments loop_scope, origin, auto_advance, patch_clocks, "
+            "wall_origin, seed and explore",
             "*test_wall_origin_alone: mark.virtual_time: wall_origin needs patch_clocks=True",
         ]
     )
