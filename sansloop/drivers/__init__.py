@@ -1,8 +1,11 @@
 """Drivers: the only code in sansloop that touches the world (clocks, waiting, OS objects)."""
 
+from ._contract import ChildDriver as ChildDriver
 from ._contract import DatagramDriver as DatagramDriver
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
+from ._contract import PipeDriver as PipeDriver
+from ._contract import PipeLike as PipeLike
 from ._contract import ReadinessDriver as ReadinessDriver
 from ._contract import RunObserver as RunObserver
 from ._contract import SignalDriver as SignalDriver
@@ -28,6 +31,7 @@ from ._virtual import hold_time as hold_time
 from ._virtual import virtual_clock as virtual_clock
 
 __all__ = [
+    "ChildDriver",
     "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
@@ -35,6 +39,8 @@ __all__ = [
     "LeakReport",
     "LeakWatch",
     "LeakedJob",
+    "PipeDriver",
+    "PipeLike",
     "ReadinessDriver",
     "RunObserver",
     "SelectorDriver",

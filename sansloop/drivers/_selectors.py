@@ -28,18 +28,22 @@ from typing import TYPE_CHECKING, Any
 from sansloop.core import Callback, Scheduler
 
 from . import _socket_ops as ops
-from ._contract import FileDescriptorLike
+from ._children import ChildReaper
+from ._contract import FileDescriptorLike, PipeLike
 from ._selector_datagrams import ReadinessDatagram
+from ._selector_pipes import ReadinessPipe
 from ._selector_streams import ReadinessListener, ReadinessStream
 from ._signals import SignalRouter
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from sansloop.core import DatagramSink, StreamSink
+    from sansloop.core import DatagramSink, PipeSink, StreamSink
 
     from ._contract import (
+        ChildDriver,
         DatagramDriver,
+        PipeDriver,
         ReadinessDriver,
         SignalDriver,
         SocketDriver,
@@ -126,6 +130,7 @@ class SelectorDriver:
         self._watches: dict[int, _Watch] = {}
         self._push_ready: Callable[[Callback], None] = _not_attached
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._children: ChildReaper | None = None
 
     @property
     def selector(self) -> selectors.BaseSelector:
@@ -420,6 +425,22 @@ class SelectorDriver:
             raise RuntimeError("the driver was never attached to a loop (call attach() first)")
         return ReadinessDatagram(self, self._loop, sock, sink)
 
+    # -- pipes and child processes --------------------------------------------------------
+
+    def open_pipe(self, pipe: PipeLike, sink: PipeSink, write_end: bool) -> ReadinessPipe:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return ReadinessPipe(self, self._loop, pipe, sink, write_end)
+
+    def watch_child(self, pid: int, exited: Callable[[int], object]) -> None:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        if sys.platform == "win32":
+            raise NotImplementedError("the selectors driver cannot watch processes on Windows")
+        if self._children is None:
+            self._children = ChildReaper(self, self._loop)
+        self._children.watch(pid, exited)
+
     # -- signals and closing --------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
@@ -434,6 +455,8 @@ class SelectorDriver:
     def close(self) -> None:
         if self._closed:
             return
+        if self._children is not None:
+            self._children.close()
         self._closed = True
         self._watches = {}
         self._user_fds = 0
@@ -459,6 +482,14 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: SelectorDriver,
-    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver, DatagramDriver]:
+    ) -> tuple[
+        SignalDriver,
+        ReadinessDriver,
+        SocketDriver,
+        StreamDriver,
+        DatagramDriver,
+        PipeDriver,
+        ChildDriver,
+    ]:
         # mypy checks SelectorDriver against every capability it claims.
-        return driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver
