@@ -233,11 +233,32 @@ def test_each_thread_has_its_own_current_loop(closing: Callable[[_L], _L]) -> No
     assert policy.get_event_loop() is main_loop
 
 
-def test_child_watchers_are_not_supported() -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix child watchers")
+def test_child_watcher_is_asyncios_default() -> None:
+    """sansloop loops reap their own children; the policy still hands out asyncio's
+    default watcher (deprecated from 3.12, as asyncio's policy warns)."""
+    from asyncio import unix_events
+
     policy = sansloop.EventLoopPolicy()
-    with pytest.raises(NotImplementedError, match="no child watcher"):
-        policy.get_child_watcher()
-    with pytest.raises(NotImplementedError, match="no child watcher"):
+    deprecated = sys.version_info >= (3, 12)
+    ctx = pytest.warns(
+        DeprecationWarning, match="'get_child_watcher' is deprecated as of Python 3.12"
+    )
+    with ctx if deprecated else contextlib.nullcontext():
+        watcher = policy.get_child_watcher()
+    assert isinstance(watcher, unix_events.AbstractChildWatcher)
+    assert watcher.is_active()
+    with ctx if deprecated else contextlib.nullcontext():
+        assert policy.get_child_watcher() is watcher
+    other = unix_events.ThreadedChildWatcher()
+    set_ctx = pytest.warns(DeprecationWarning, match="'set_child_watcher' is deprecated")
+    with set_ctx if deprecated else contextlib.nullcontext():
+        policy.set_child_watcher(other)
+    with ctx if deprecated else contextlib.nullcontext():
+        assert policy.get_child_watcher() is other
+    with pytest.raises(AssertionError):
+        policy.set_child_watcher(object())
+    with set_ctx if deprecated else contextlib.nullcontext():
         policy.set_child_watcher(None)
 
 
