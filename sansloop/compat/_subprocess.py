@@ -12,10 +12,11 @@ The transport follows asyncio's ``BaseSubprocessTransport`` rule for rule, becau
   the process has exited *and* every pipe is closed, and it completes the ``_wait()``
   futures with the return code;
 * the exit status comes from the loop's driver (:class:`sansloop.drivers.ChildDriver`:
-  a pidfd or a waiter thread per child; no global child watcher), never from
-  ``Popen.poll()``, which would race with it.  So ``send_signal``/``terminate``/``kill`` use
-  ``os.kill`` and ignore a child that is already gone (3.13's behaviour, on every version),
-  and ``close()`` kills a child whose exit the loop has not seen yet (a zombie ignores it).
+  a pidfd or a waiter thread per child; no global child watcher).  ``close()``,
+  ``send_signal()`` and friends call the ``Popen``'s methods as asyncio does on each version
+  (3.11/3.12: ``Popen.send_signal``, which polls first; 3.13: ``os.kill``), so a ``Popen``
+  may collect the status before the driver does: the driver then reports None and the
+  transport takes the ``Popen``'s return code (asyncio would report 255 with a warning).
 
 If starting fails after the process exists (a pipe cannot be connected, the caller is
 cancelled), the child is killed and waited for before the exception propagates, as asyncio
@@ -30,6 +31,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -193,12 +195,17 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             if proto is not None and proto.pipe is not None:
                 proto.pipe.close()
         proc = self._proc
-        if proc is not None and self._returncode is None:
+        if (
+            proc is not None
+            # The loop has not seen it exit, and it has not exited unseen either.
+            and self._returncode is None
+            and proc.poll() is None
+        ):
             loop = self._loop
             if loop is not None and loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
             try:
-                os.kill(proc.pid, signal.SIGKILL)
+                proc.kill()
             except (ProcessLookupError, PermissionError):
                 # Already gone, or running setuid.
                 pass
@@ -223,18 +230,31 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             raise ProcessLookupError()
         return self._proc
 
-    def send_signal(self, signal: int) -> None:
-        proc = self._check_proc()
-        try:
-            os.kill(proc.pid, signal)
-        except ProcessLookupError:
-            pass
+    if sys.version_info >= (3, 13):
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
+        def send_signal(self, signal: int) -> None:
+            proc = self._check_proc()
+            try:
+                os.kill(proc.pid, signal)
+            except ProcessLookupError:
+                pass
 
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+        def terminate(self) -> None:
+            self.send_signal(signal.SIGTERM)
+
+        def kill(self) -> None:
+            self.send_signal(signal.SIGKILL)
+
+    else:
+
+        def send_signal(self, signal: int) -> None:
+            self._check_proc().send_signal(signal)
+
+        def terminate(self) -> None:
+            self._check_proc().terminate()
+
+        def kill(self) -> None:
+            self._check_proc().kill()
 
     # -- starting -------------------------------------------------------------------------
 
@@ -282,14 +302,22 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     def _pipe_data_received(self, fd: int, data: bytes) -> None:
         self._call(self._protocol.pipe_data_received, fd, data)
 
-    def _process_exited(self, returncode: int) -> None:
-        """The driver reaped the child."""
+    def _process_exited(self, returncode: int | None) -> None:
+        """The driver reaped the child (None: the Popen had collected its status)."""
         if self._returncode is not None or self._loop is None:
             return
+        proc = self._proc
+        if returncode is None:
+            returncode = None if proc is None else proc.returncode
+            if returncode is None:
+                returncode = 255
+                logger.warning(
+                    "child process pid %d exit status already read:  will report returncode 255",
+                    self._pid,
+                )
         if self._loop.get_debug():
             logger.info("%r exited with return code %r", self, returncode)
         self._returncode = returncode
-        proc = self._proc
         if proc is not None and proc.returncode is None:
             # Popen never waited for it: tell it, so it does not think the child runs.
             proc.returncode = returncode

@@ -14,7 +14,9 @@ each other's exit statuses:
   ``call_soon_threadsafe`` (asyncio's ``ThreadedChildWatcher``).
 
 Return codes are ``os.waitstatus_to_exitcode``'s: the exit status, or ``-signal``.  A child
-whose status someone else already collected reports 255 with asyncio's warning.
+whose status someone else already collected (``Popen.poll()`` or ``Popen.send_signal()`` on
+the ``subprocess.Popen`` object) is reported as None: its owner knows better (the Popen has
+the status) than asyncio's "will report returncode 255".
 
 When the loop closes with children still running, each watched pidfd is closed and its child
 handed to a silent reaper thread, so no descriptor stays open and no zombie is left once the
@@ -39,18 +41,19 @@ __all__ = ["ChildReaper"]
 _log = logging.getLogger("asyncio")
 
 
+#: What :func:`_reap` returns for a child that is still running.
+_RUNNING = -(2**31)
+
+
 def _reap(pid: int, flags: int) -> int | None:
-    """Collect ``pid``'s exit status: its return code, None if it is still running."""
+    """Collect ``pid``'s exit status: its return code, ``_RUNNING``, or None if someone else
+    (a ``Popen.poll()``, another watcher) collected it first."""
     try:
         reaped, status = os.waitpid(pid, flags)
     except ChildProcessError:
-        # Someone else (a Popen.poll(), another watcher) collected it first.
-        _log.warning(
-            "child process pid %d exit status already read:  will report returncode 255", pid
-        )
-        return 255
-    if reaped == 0:
         return None
+    if reaped == 0:
+        return _RUNNING
     return os.waitstatus_to_exitcode(status)
 
 
@@ -69,14 +72,14 @@ class ChildReaper:
         self._loop = loop
         self._use_pidfd = hasattr(os, "pidfd_open")
         # pid -> (pidfd, exited) for the children watched through a pidfd.
-        self._pidfds: dict[int, tuple[int, Callable[[int], object]]] = {}
+        self._pidfds: dict[int, tuple[int, Callable[[int | None], object]]] = {}
         self._closed = False
 
     def __len__(self) -> int:
         """Children watched through a pidfd and not yet reaped."""
         return len(self._pidfds)
 
-    def watch(self, pid: int, exited: Callable[[int], object]) -> None:
+    def watch(self, pid: int, exited: Callable[[int | None], object]) -> None:
         """Schedule ``exited(returncode)`` on the loop once child ``pid`` has exited."""
         if self._closed:
             raise RuntimeError("the driver is closed")
@@ -109,7 +112,7 @@ class ChildReaper:
             return
         pidfd, exited = entry
         returncode = _reap(pid, os.WNOHANG)
-        if returncode is None:
+        if returncode == _RUNNING:
             return  # Not yet (a spurious report): keep watching.
         del self._pidfds[pid]
         handle = self._driver.remove_reader(pidfd)
@@ -118,9 +121,8 @@ class ChildReaper:
         os.close(pidfd)
         self._loop.call_soon(exited, returncode)
 
-    def _wait_in_thread(self, pid: int, exited: Callable[[int], object]) -> None:
+    def _wait_in_thread(self, pid: int, exited: Callable[[int | None], object]) -> None:
         returncode = _reap(pid, 0)
-        assert returncode is not None
         loop = self._loop
         if loop.get_debug():
             _log.debug("process %s exited with returncode %s", pid, returncode)
@@ -142,7 +144,7 @@ class ChildReaper:
             if handle is not None:
                 handle.cancel()
             os.close(pidfd)
-            if _reap(pid, os.WNOHANG) is None:
+            if _reap(pid, os.WNOHANG) == _RUNNING:
                 threading.Thread(
                     target=_reap_silently, args=(pid,), name=f"sansloop-reap-{pid}", daemon=True
                 ).start()

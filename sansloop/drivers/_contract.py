@@ -331,12 +331,13 @@ class PipeDriver(Driver, Protocol):
 class ChildDriver(Driver, Protocol):
     """A driver that can wait for child processes (subprocess transports)."""
 
-    def watch_child(self, pid: int, exited: Callable[[int], object]) -> None:
+    def watch_child(self, pid: int, exited: Callable[[int | None], object]) -> None:
         """Reap child ``pid`` once it exits and run ``exited(returncode)`` on the loop.
 
         ``returncode`` is ``os.waitstatus_to_exitcode``'s (``-signal`` if a signal ended
-        it).  ``exited`` runs as a ready callback in a later batch, never from inside this
-        call.  A driver closed with children still watched must still reap them (no
-        zombie, no descriptor left open), without calling ``exited``.
+        it), or None if someone else collected the status first (``Popen.poll()``).
+        ``exited`` runs as a ready callback in a later batch, never from inside this call.
+        A driver closed with children still watched must still reap them (no zombie, no
+        descriptor left open), without calling ``exited``.
         """
         ...

@@ -432,7 +432,7 @@ class SelectorDriver:
             raise RuntimeError("the driver was never attached to a loop (call attach() first)")
         return ReadinessPipe(self, self._loop, pipe, sink, write_end)
 
-    def watch_child(self, pid: int, exited: Callable[[int], object]) -> None:
+    def watch_child(self, pid: int, exited: Callable[[int | None], object]) -> None:
         if self._loop is None:
             raise RuntimeError("the driver was never attached to a loop (call attach() first)")
         if sys.platform == "win32":

@@ -472,3 +472,26 @@ def test_reaping_with_and_without_pidfd(monkeypatch: pytest.MonkeyPatch, pidfd: 
         run(loop, main())
     finally:
         loop.close()
+
+
+def test_status_collected_by_popen_first(caplog: pytest.LogCaptureFixture) -> None:
+    """A ``Popen.poll()`` that reaps the child before the loop does gives the loop Popen's
+    return code (asyncio would report 255 with a warning)."""
+    loop = sansloop.EventLoop()
+
+    async def main() -> None:
+        transport, proto = await asyncio.get_running_loop().subprocess_exec(
+            Recorder, "sh", "-c", "exit 9", stdin=None, stdout=None, stderr=None
+        )
+        popen = transport.get_extra_info("subprocess")
+        while popen.poll() is None:  # reaps the child under the loop's feet
+            time.sleep(0.001)
+        await proto.done
+        assert transport.get_returncode() == 9
+        transport.close()
+
+    try:
+        run(loop, main())
+    finally:
+        loop.close()
+    assert "255" not in caplog.text
