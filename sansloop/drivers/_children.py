@@ -27,6 +27,7 @@ handles pid ... is closed" warning and drops the status.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import threading
@@ -88,10 +89,11 @@ class ChildReaper:
                 pidfd = os.pidfd_open(pid)
             except ProcessLookupError:
                 pidfd = -1  # Gone already (reaped elsewhere): let waitpid say so.
-            except OSError:
-                # ENOSYS (old kernel), EPERM (seccomp), EMFILE ...: threads from now on
-                # unless it was only the descriptor limit.
-                self._use_pidfd = False
+            except OSError as exc:
+                # Out of descriptors: a thread for this child.  Anything else (ENOSYS on
+                # an old kernel, EPERM from seccomp): threads from now on.
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    self._use_pidfd = False
                 pidfd = -1
             if pidfd >= 0:
                 self._pidfds[pid] = (pidfd, exited)
