@@ -22,7 +22,7 @@ import stat
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sansloop.core import PipeReadTransportCore, PipeWriteTransportCore
 
@@ -51,7 +51,7 @@ def pipe_driver(loop: EventLoop) -> PipeDriver:
         raise NotImplementedError(
             f"the {type(driver).__name__} driver cannot carry pipe transports"
         )
-    return driver  # type: ignore[return-value]
+    return cast("PipeDriver", driver)
 
 
 class _PipeOwner:
@@ -126,7 +126,8 @@ class ReadPipeTransport(_PipeOwner, PipeReadTransportCore, asyncio.ReadTransport
         self._fileno, mode = _pipe_mode(pipe)
         if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
             raise ValueError("Pipe transport is for pipes/sockets only.")
-        os.set_blocking(self._fileno, False)
+        if sys.platform != "win32":  # (pipe_driver raised there)
+            os.set_blocking(self._fileno, False)
         channel = driver.open_pipe(pipe, self, False)
         PipeReadTransportCore.__init__(self, loop, channel, protocol, extra)
         self._pipe = pipe
@@ -160,7 +161,8 @@ class WritePipeTransport(_PipeOwner, PipeWriteTransportCore, asyncio.WriteTransp
         is_socket = stat.S_ISSOCK(mode)
         if not (is_char or is_fifo or is_socket):
             raise ValueError("Pipe transport is only for pipes, sockets and character devices")
-        os.set_blocking(self._fileno, False)
+        if sys.platform != "win32":  # (pipe_driver raised there)
+            os.set_blocking(self._fileno, False)
         channel = driver.open_pipe(pipe, self, True)
         # The reader going away makes the write end "readable" on pipes and sockets (on AIX
         # on sockets only); not on character devices.

@@ -150,8 +150,8 @@ class EventLoopPolicy(_PolicyBase):
             3.12 with asyncio's warning.
             """
             if sys.platform == "win32":
-                raise NotImplementedError
-            with _events._lock:  # type: ignore[attr-defined]
+                raise NotImplementedError  # as asyncio's Windows policies
+            with _watcher_lock():
                 if self._watcher is None:
                     self._watcher = _default_child_watcher()
             if sys.version_info >= (3, 12):
@@ -161,7 +161,7 @@ class EventLoopPolicy(_PolicyBase):
         def set_child_watcher(self, watcher: Any) -> None:
             """Replace (and close) the watcher :meth:`get_child_watcher` returns."""
             if sys.platform == "win32":
-                raise NotImplementedError
+                raise NotImplementedError  # as asyncio's Windows policies
             if watcher is not None and not isinstance(watcher, _unix().AbstractChildWatcher):
                 raise AssertionError(repr(watcher))  # asyncio asserts
             if self._watcher is not None:
@@ -169,6 +169,11 @@ class EventLoopPolicy(_PolicyBase):
             self._watcher = watcher
             if sys.version_info >= (3, 12):
                 _warn_watcher_deprecated("set_child_watcher")
+
+
+def _watcher_lock() -> Any:
+    """The lock asyncio's policy makes its child watcher under (``events._lock``)."""
+    return vars(_events)["_lock"]
 
 
 def _unix() -> Any:

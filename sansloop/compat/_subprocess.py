@@ -34,7 +34,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._pipes import pipe_driver
 
@@ -53,7 +53,7 @@ def _child_driver(loop: EventLoop) -> ChildDriver:
     driver = loop._driver
     if not hasattr(driver, "watch_child"):
         raise NotImplementedError(f"the {type(driver).__name__} driver cannot run subprocesses")
-    return driver  # type: ignore[return-value]
+    return cast("ChildDriver", driver)
 
 
 class _PipeProtocol(asyncio.Protocol):

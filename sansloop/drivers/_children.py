@@ -30,6 +30,7 @@ import asyncio
 import errno
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -41,6 +42,12 @@ __all__ = ["ChildReaper"]
 
 _log = logging.getLogger("asyncio")
 
+
+#: waitpid's "do not block" flag (Windows has none; the driver refuses children there).
+if sys.platform != "win32":
+    _WNOHANG = os.WNOHANG
+else:
+    _WNOHANG = 1
 
 #: What :func:`_reap` returns for a child that is still running.
 _RUNNING = -(2**31)
@@ -84,7 +91,7 @@ class ChildReaper:
         """Schedule ``exited(returncode)`` on the loop once child ``pid`` has exited."""
         if self._closed:
             raise RuntimeError("the driver is closed")
-        if self._use_pidfd:
+        if sys.platform == "linux" and self._use_pidfd:
             try:
                 pidfd = os.pidfd_open(pid)
             except ProcessLookupError:
@@ -113,7 +120,7 @@ class ChildReaper:
         if entry is None:
             return
         pidfd, exited = entry
-        returncode = _reap(pid, os.WNOHANG)
+        returncode = _reap(pid, _WNOHANG)
         if returncode == _RUNNING:
             return  # Not yet (a spurious report): keep watching.
         del self._pidfds[pid]
@@ -146,7 +153,7 @@ class ChildReaper:
             if handle is not None:
                 handle.cancel()
             os.close(pidfd)
-            if _reap(pid, os.WNOHANG) == _RUNNING:
+            if _reap(pid, _WNOHANG) == _RUNNING:
                 threading.Thread(
                     target=_reap_silently, args=(pid,), name=f"sansloop-reap-{pid}", daemon=True
                 ).start()
