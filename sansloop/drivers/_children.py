@@ -21,7 +21,9 @@ the status) than asyncio's "will report returncode 255".
 When the loop closes with children still running, each watched pidfd is closed and its child
 handed to a silent reaper thread, so no descriptor stays open and no zombie is left once the
 child ends; a waiter thread that finishes after the loop closed logs asyncio's "Loop ... that
-handles pid ... is closed" warning and drops the status.
+handles pid ... is closed" warning and drops the status.  Either way the driver lets go of the
+``exited`` callbacks, so a subprocess transport nobody else holds is collected (and warns,
+and kills its child) instead of living as long as the child.
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class ChildReaper:
         self._use_pidfd = hasattr(os, "pidfd_open")
         # pid -> (pidfd, exited) for the children watched through a pidfd.
         self._pidfds: dict[int, tuple[int, Callable[[int | None], object]]] = {}
+        # pid -> exited for the children waited for by a thread: the thread itself holds only
+        # the pid, so that closing the driver lets go of the transports.
+        self._waiting: dict[int, Callable[[int | None], object]] = {}
         self._closed = False
 
     def __len__(self) -> int:
@@ -107,9 +112,10 @@ class ChildReaper:
                 handle = asyncio.Handle(self._pidfd_ready, (pid,), self._loop, None)
                 self._driver.add_reader(pidfd, handle)
                 return
+        self._waiting[pid] = exited
         thread = threading.Thread(
             target=self._wait_in_thread,
-            args=(pid, exited),
+            args=(pid,),
             name=f"sansloop-waitpid-{pid}",
             daemon=True,
         )
@@ -130,13 +136,14 @@ class ChildReaper:
         os.close(pidfd)
         self._loop.call_soon(exited, returncode)
 
-    def _wait_in_thread(self, pid: int, exited: Callable[[int | None], object]) -> None:
+    def _wait_in_thread(self, pid: int) -> None:
         returncode = _reap(pid, 0)
+        exited = self._waiting.pop(pid, None)
         loop = self._loop
         if loop.get_debug():
             _log.debug("process %s exited with returncode %s", pid, returncode)
         try:
-            if loop.is_closed():
+            if exited is None or loop.is_closed():
                 raise RuntimeError("Event loop is closed")
             loop.call_soon_threadsafe(exited, returncode)
         except RuntimeError:
@@ -147,6 +154,7 @@ class ChildReaper:
         if self._closed:
             return
         self._closed = True
+        self._waiting.clear()  # (their threads still reap them, and say the loop closed)
         pidfds, self._pidfds = self._pidfds, {}
         for pid, (pidfd, _) in pidfds.items():
             handle = self._driver.remove_reader(pidfd)

@@ -12,6 +12,7 @@ import gc
 import hashlib
 import logging
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -383,6 +384,29 @@ def test_pty_write_end_is_a_character_device(any_loop: asyncio.AbstractEventLoop
         assert got.startswith(b"to the pty")
 
     run(any_loop, main())
+
+
+def test_a_socket_as_a_pipe(any_loop: asyncio.AbstractEventLoop) -> None:
+    a, b = socket.socketpair()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _rtransport, rproto = await loop.connect_read_pipe(Recorder, a)
+        wtransport, wproto = await loop.connect_write_pipe(Recorder, b)
+        wtransport.write(b"over a socket")
+        wtransport.close()
+        await wproto.done
+        await rproto.done
+        assert rproto.data == b"over a socket"
+        assert rproto.events == ["made", "data", "eof", "lost"]
+
+    try:
+        run(any_loop, main())
+        assert a.fileno() == -1  # the transports closed the sockets they were given
+        assert b.fileno() == -1
+    finally:
+        a.close()
+        b.close()
 
 
 def test_unclosed_pipe_transport_warns(loop_factory: Any, pipe: tuple[Any, Any]) -> None:

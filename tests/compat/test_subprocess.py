@@ -424,7 +424,14 @@ def test_cancelled_while_starting_kills_and_reaps(any_loop: asyncio.AbstractEven
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="looks for the child in /proc")
-def test_loop_closed_with_a_child_running() -> None:
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "threads"])
+def test_loop_closed_with_a_child_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, pidfd: bool
+) -> None:
+    if pidfd and not hasattr(os, "pidfd_open"):
+        pytest.skip("no os.pidfd_open")
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
     loop = sansloop.EventLoop()
     transport, _ = run(loop, loop.subprocess_exec(asyncio.SubprocessProtocol, "sleep", "30"))
     pid = transport.get_pid()
@@ -435,13 +442,20 @@ def test_loop_closed_with_a_child_running() -> None:
         drop(holder)
     messages = [str(w.message) for w in caught]
     assert any(m.startswith("unclosed transport <SubprocessTransport") for m in messages)
-    # The dropped transport killed the child; the closed driver's reaper collects it, so
-    # it does not stay a zombie (its /proc entry goes away once reaped).
+    # The dropped transport killed the child; the closed driver's reaper (or the waiter
+    # thread) collects it, so it does not stay a zombie: its /proc entry goes away.
     for _ in range(500):
         if not os.path.exists(f"/proc/{pid}"):
             break
         time.sleep(0.01)
     assert not os.path.exists(f"/proc/{pid}")
+    if not pidfd:
+        # The waiter thread found the loop closed: asyncio's warning, status dropped.
+        for _ in range(500):
+            if "that handles pid" in caplog.text:
+                break
+            time.sleep(0.01)
+        assert f"that handles pid {pid} is closed" in caplog.text
 
 
 def test_a_driver_without_processes_says_so(clock_only_driver: Any) -> None:
