@@ -440,3 +440,51 @@ def test_a_driver_without_pipes_says_so(clock_only_driver: Any, pipe: tuple[Any,
             loop.run_until_complete(loop.connect_read_pipe(asyncio.Protocol, pipe[0]))
     finally:
         loop.close()
+
+
+def test_close_from_resume_writing_still_flushes(pipe: tuple[Any, Any]) -> None:
+    """sansloop only: asyncio's write pipe drops what ``resume_writing()`` wrote when the
+    same call closes the transport (its ``_write_ready`` closes without looking at the
+    refilled buffer; the socket transport's twin was gh-115514).  sansloop sends it all."""
+    rf, wf = pipe
+    block = os.urandom(64 * 1024)
+    blocks = 64
+
+    class Source(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.left = blocks
+            self.transport: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.transport = transport
+
+        def pump(self) -> None:
+            while self.left and not self.paused > self.resumed:
+                self.left -= 1
+                self.transport.write(block)
+            if not self.left:
+                self.transport.close()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self.pump()
+
+    loop = sansloop.EventLoop()
+
+    async def main() -> None:
+        reader = asyncio.StreamReader(limit=1 << 22)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), rf)
+        _, source = await loop.connect_write_pipe(Source, wf)
+        source.pump()
+        data = await reader.read()
+        await source.done
+        assert source.paused >= 1
+        assert len(data) == blocks * len(block)
+        assert data == block * blocks
+
+    try:
+        run(loop, main())
+    finally:
+        loop.close()
