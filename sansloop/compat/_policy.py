@@ -131,6 +131,10 @@ class EventLoopPolicy(_PolicyBase):
         local = self._local
         local._set_called = True
         local._loop = loop
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None and threading.current_thread() is threading.main_thread():
+            # As asyncio's policy: a watcher someone set follows the main thread's loop.
+            watcher.attach_loop(loop)
 
     def new_event_loop(self) -> EventLoop:
         """A new ``sansloop.EventLoop`` with this policy's driver; not made current."""

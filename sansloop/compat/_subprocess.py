@@ -407,9 +407,11 @@ async def _spawn(
     transport = SubprocessTransport(
         loop, protocol, args, shell, stdin, stdout, stderr, bufsize, waiter, extra, **kwargs
     )
-    pid = transport.get_pid()
-    assert pid is not None
-    driver.watch_child(pid, transport._process_exited)
+    try:
+        driver.watch_child(transport.get_pid(), transport._process_exited)
+    except BaseException:
+        transport.close()  # kills the child; its Popen reaps it once it is collected
+        raise
     try:
         await waiter
     except (SystemExit, KeyboardInterrupt):

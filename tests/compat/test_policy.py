@@ -258,8 +258,28 @@ def test_child_watcher_is_asyncios_default() -> None:
         assert policy.get_child_watcher() is other
     with pytest.raises(AssertionError):
         policy.set_child_watcher(object())
+    # Like asyncio's policy, set_event_loop() in the main thread attaches the watcher.
+    safe = _safe_child_watcher()
+    with set_ctx if deprecated else contextlib.nullcontext():
+        policy.set_child_watcher(safe)
+    loop = sansloop.new_event_loop()
+    try:
+        policy.set_event_loop(loop)
+        assert safe._loop is loop
+        policy.set_event_loop(None)
+        assert safe._loop is None
+    finally:
+        loop.close()
     with set_ctx if deprecated else contextlib.nullcontext():
         policy.set_child_watcher(None)
+
+
+def _safe_child_watcher() -> Any:
+    from asyncio import unix_events
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return unix_events.SafeChildWatcher()
 
 
 # -- drivers -------------------------------------------------------------------------------
