@@ -366,7 +366,6 @@ EXCLUSIONS["test_unix_events"] = [
         "tests/compat/test_sendfile.py",
         "SelectorEventLoopUnixSockSendfileTests.*",
     ),
-
 ]
 EXCLUSIONS["test_subprocess"] = [
     *_rules(

@@ -151,6 +151,8 @@ class PipeWriteTransportCore(StreamTransportCore):
     ) -> None:
         StreamTransportCore.__init__(self, host, channel, protocol, extra)  # type: ignore[arg-type]
         self._watch_peer = watch_peer
+        #: Writes dropped because the pipe was closing or lost (for asyncio's warning).
+        self._dropped = 0
 
     def start(self, on_made: Any = None) -> None:
         """Schedule ``connection_made``, the watch for the peer closing, then ``on_made``."""
@@ -176,9 +178,11 @@ class PipeWriteTransportCore(StreamTransportCore):
         if not data:
             return
         if self._conn_lost or self._closing:
-            if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            # asyncio counts these in its _conn_lost; a separate count here, because the
+            # core's _conn_lost means "lost" and would stop a close() from flushing.
+            if self._conn_lost + self._dropped >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 log().warning("pipe closed by peer or os.write(pipe, data) raised exception.")
-            self._conn_lost += 1
+            self._dropped += 1
             return
         if not self._buffer:
             try:

@@ -1,8 +1,9 @@
 """Reaping a loop's child processes without a process-wide child watcher.
 
-Each loop waits for its own children, as CPython 3.12+ and uvloop do, so nothing global is
-installed (no ``SIGCHLD`` handler, no policy watcher) and two loops in two threads never steal
-each other's exit statuses:
+Each loop waits for its own children, as uvloop's do and as CPython 3.14's do once the policy
+watchers are gone, so nothing global is installed (no ``SIGCHLD`` handler, no policy watcher)
+and two loops in two threads never steal each other's exit statuses.  The two ways are those
+of CPython 3.12's default watchers:
 
 * **pidfd** (Linux 5.3+): ``os.pidfd_open(pid)`` gives a descriptor that becomes readable when
   the child exits; the driver watches it like any reader, and its callback reaps the child with

@@ -193,6 +193,27 @@ def test_write_after_close_is_dropped_and_logged(
     run(any_loop, main())
 
 
+def test_write_after_close_with_bytes_buffered(
+    any_loop: asyncio.AbstractEventLoop, pipe: tuple[Any, Any]
+) -> None:
+    rf, wf = pipe
+    data = os.urandom(1 << 20)  # more than the pipe holds: most of it stays buffered
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 22)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), rf)
+        transport, proto = await loop.connect_write_pipe(Recorder, wf)
+        transport.write(data)
+        transport.close()
+        transport.write(b"dropped")  # the close still flushes, exactly once
+        assert await reader.read() == data
+        await proto.done
+        assert proto.exc is None
+
+    run(any_loop, main())
+
+
 def test_write_eof_closes(any_loop: asyncio.AbstractEventLoop, pipe: tuple[Any, Any]) -> None:
     rf, wf = pipe
 
