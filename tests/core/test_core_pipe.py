@@ -286,6 +286,18 @@ class WritePipeModel(RuleBasedStateMachine):
         self.channel.accept = 0
 
     @rule()
+    def write_error(self) -> None:
+        # The OS refuses the next write (EPIPE): the pipe is lost, the rest dropped.
+        if not self.channel.writing:
+            return
+        self.transport.write_failed(BrokenPipeError())
+        self.aborted = True
+
+    @rule(high=st.integers(min_value=0, max_value=200))
+    def limits(self, high: int) -> None:
+        self.transport.set_write_buffer_limits(high=high)
+
+    @rule()
     def close(self) -> None:
         self.transport.close()
         self.closed = True
