@@ -372,7 +372,7 @@ EXCLUSIONS["test_subprocess"] = [
         "child-watcher",
         "attaches asyncio's FastChildWatcher to the loop: its SIGCHLD handler reaps every "
         "child of the process with waitpid(-1), so it takes the exit status from the loop's "
-        "own reaper (the watcher is deprecated from 3.12 for that reason). The same tests run "
+        "own reaper (asyncio deprecates that watcher from 3.12). The same tests run "
         "on sansloop under the Threaded, Safe and Pidfd watcher classes, whose watchers leave "
         "other children alone",
         "SubprocessFastWatcherTests.*",
