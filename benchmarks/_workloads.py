@@ -35,7 +35,7 @@ class Workload:
     run: Callable[[asyncio.AbstractEventLoop, int], float]
     size: int
     quick_size: int
-    #: What ``--only`` can select it by, besides its name: "sched" or "net".
+    #: What ``--only`` can select it by, besides its name: "sched", "net" or "proc".
     group: str = "sched"
 
 
@@ -425,5 +425,7 @@ WORKLOADS: tuple[Workload, ...] = (
 
 # The networking workloads live in their own module; it needs Workload, defined above.
 from ._net import net_workloads  # noqa: E402
+from ._proc import proc_workloads  # noqa: E402
 
 WORKLOADS += net_workloads()
+WORKLOADS += proc_workloads()

@@ -30,7 +30,10 @@ Version = tuple[int, int]
 #: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
 KINDS = {
     "tls": "not yet applicable: needs TLS (issue 5)",
-    "subprocess": "not yet applicable: needs pipes and subprocesses (a later issue)",
+    "child-watcher": (
+        "tests asyncio's process-wide child watchers, which sansloop loops do not consult: "
+        "each loop reaps its own children (a pidfd or a waiter thread per child)"
+    ),
     "cpython-loop": "tests one of CPython's own loop classes; a sansloop twin runs its tests",
     "private": "asserts on a private attribute of CPython's loop implementation",
 }
@@ -83,6 +86,7 @@ _MODULES: dict[str, Version] = {
     "test_buffered_proto": (3, 11),
     "test_sendfile": (3, 11),
     "test_unix_events": (3, 11),
+    "test_subprocess": (3, 11),
     "test_staggered": (3, 13),
 }
 
@@ -93,6 +97,7 @@ _COST = {
     "test_taskgroups": 3,
     "test_base_events": 3,
     "test_sendfile": 2,
+    "test_subprocess": 3,
 }
 
 _TWIN_EVENTS = "SansloopEventLoopTests"
@@ -271,19 +276,6 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "Sansloop*EventLoopTests.test_sock_client_racing",
             f"{_TWINS_EVENTS}.test_prompt_cancellation",
         ),
-        *_rules(
-            "subprocess",
-            "pipe and pty transports",
-            f"{_TWINS_EVENTS}.test_read_pipe",
-            f"{_TWINS_EVENTS}.test_write_pipe*",
-            f"{_TWINS_EVENTS}.test_unclosed_pipe_transport",
-            f"{_TWINS_EVENTS}.test_read_pty_output",
-            f"{_TWINS_EVENTS}.test_write_pty",
-            f"{_TWINS_EVENTS}.test_bidirectional_pty",
-        ),
-        *_rules(
-            "subprocess", "subprocess_exec/subprocess_shell", f"{_TWINS_EVENTS}.test_subprocess_*"
-        ),
     ],
     "test_sock_lowlevel": [
         *_rules(
@@ -305,11 +297,6 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "StreamTests.test_open_connection_no_loop_ssl",
             "StreamTests.test_open_unix_connection_no_loop_ssl",
             "StreamTests.test_start_tls",
-        ),
-        *_rules(
-            "subprocess",
-            "connect_read_pipe()",
-            "StreamTests.test_read_all_from_pipe_reader",
         ),
     ],
     "test_sendfile": [
@@ -379,11 +366,24 @@ EXCLUSIONS["test_unix_events"] = [
         "tests/compat/test_sendfile.py",
         "SelectorEventLoopUnixSockSendfileTests.*",
     ),
+]
+EXCLUSIONS["test_subprocess"] = [
     *_rules(
-        "subprocess",
-        "create_subprocess_exec() in a forked child",
-        "TestFork.test_fork_asyncio_subprocess",
-        since=(3, 12),
+        "child-watcher",
+        "attaches asyncio's FastChildWatcher to the loop: its SIGCHLD handler reaps every "
+        "child of the process with waitpid(-1), so it takes the exit status from the loop's "
+        "own reaper (asyncio deprecates that watcher from 3.12). The same tests run "
+        "on sansloop under the Threaded, Safe and Pidfd watcher classes, whose watchers leave "
+        "other children alone",
+        "SubprocessFastWatcherTests.*",
+    ),
+    *_rules(
+        "child-watcher",
+        "checks that the loop asks the policy's child watcher (an inactive mock) before "
+        "starting a child; sansloop loops never consult it. sansloop's policy hands out "
+        "asyncio's default watcher: tests/compat/test_policy.py "
+        "test_child_watcher_is_asyncios_default",
+        "GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher",
     ),
 ]
 EXCLUSIONS["test_server"] += _rules(
@@ -410,8 +410,8 @@ CPYTHON_TESTLOOP: dict[str, list[Rule]] = {
         "private",
         "builds CPython's private _UnixReadPipeTransport/_UnixWritePipeTransport on mocked "
         "pipes and asserts on the TestLoop's _add_reader/_remove_reader bookkeeping; "
-        "sansloop's pipe transports are a later issue (test_events' pipe tests, kind "
-        "subprocess, will cover them)",
+        "sansloop's pipe transports run for real in test_events' Sansloop*EventLoopTests "
+        "(test_read_pipe, test_write_pipe*, test_*pty*) and tests/compat/test_pipes.py",
         "UnixReadPipeTransportTests.*",
         "UnixWritePipeTransportTests.*",
     ),

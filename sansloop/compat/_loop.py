@@ -35,10 +35,12 @@ from sansloop.drivers import (
 from ._connections import CONNECTION_METHODS
 from ._datagram import DATAGRAM_METHODS
 from ._errors import ExceptionHandler, call_handler, log_context
+from ._pipes import PIPE_METHODS
 from ._readiness import READINESS_METHODS
 from ._sendfile import SENDFILE_METHODS
 from ._servers import SERVER_METHODS
 from ._sockets import SOCKET_METHODS
+from ._subprocess import SUBPROCESS_METHODS
 from ._unimplemented import UNIMPLEMENTED
 
 __all__ = ["EventLoop"]
@@ -740,6 +742,8 @@ _METHODS = {
     **SERVER_METHODS,
     **DATAGRAM_METHODS,
     **SENDFILE_METHODS,
+    **PIPE_METHODS,
+    **SUBPROCESS_METHODS,
 }
 for _name, _method in _METHODS.items():
     setattr(EventLoop, _name, _method)

@@ -28,7 +28,7 @@ import warnings
 import weakref
 from asyncio import events as _events
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias
 
 from sansloop.drivers import Driver
 
@@ -91,6 +91,7 @@ class EventLoopPolicy(_PolicyBase):
         _check_policy_driver(driver)
         self._driver = driver
         self._local = _Local()
+        self._watcher: Any = None
         _policies.add(self)
 
     def __repr__(self) -> str:
@@ -130,26 +131,74 @@ class EventLoopPolicy(_PolicyBase):
         local = self._local
         local._set_called = True
         local._loop = loop
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None and threading.current_thread() is threading.main_thread():
+            # As asyncio's policy: a watcher someone set follows the main thread's loop.
+            watcher.attach_loop(loop)
 
     def new_event_loop(self) -> EventLoop:
         """A new ``sansloop.EventLoop`` with this policy's driver; not made current."""
         return new_event_loop(driver=self._driver)
 
-    # asyncio declares these abstract on Unix before 3.14.  sansloop loops will watch their
-    # child processes themselves (as uvloop's do), so there is no watcher to hand out.
-    def get_child_watcher(self) -> NoReturn:
-        """Not supported: sansloop loops do not use asyncio's child watchers."""
-        raise NotImplementedError(_NO_CHILD_WATCHER)
+    # asyncio declares these abstract before 3.14.  sansloop loops reap their own children
+    # (a pidfd or a waiter thread per child, see drivers/_children.py) and never consult a
+    # watcher; the policy still hands out asyncio's default one, so code that uses the
+    # watcher API directly (add_child_handler for a pid it forked itself) keeps working.
+    if sys.version_info < (3, 14):
 
-    def set_child_watcher(self, watcher: Any) -> NoReturn:
-        """Not supported: sansloop loops do not use asyncio's child watchers."""
-        raise NotImplementedError(_NO_CHILD_WATCHER)
+        def get_child_watcher(self) -> Any:
+            """asyncio's default child watcher (sansloop loops do not use it).
+
+            Made on first use, as asyncio's policy does: a ``ThreadedChildWatcher``, or
+            from 3.12 a ``PidfdChildWatcher`` where the kernel has pidfds; deprecated from
+            3.12 with asyncio's warning.
+            """
+            if sys.platform == "win32":
+                raise NotImplementedError  # as asyncio's Windows policies
+            with _watcher_lock():
+                if self._watcher is None:
+                    self._watcher = _default_child_watcher()
+            if sys.version_info >= (3, 12):
+                _warn_watcher_deprecated("get_child_watcher")
+            return self._watcher
+
+        def set_child_watcher(self, watcher: Any) -> None:
+            """Replace (and close) the watcher :meth:`get_child_watcher` returns."""
+            if sys.platform == "win32":
+                raise NotImplementedError  # as asyncio's Windows policies
+            if watcher is not None and not isinstance(watcher, _unix().AbstractChildWatcher):
+                raise AssertionError(repr(watcher))  # asyncio asserts
+            if self._watcher is not None:
+                self._watcher.close()
+            self._watcher = watcher
+            if sys.version_info >= (3, 12):
+                _warn_watcher_deprecated("set_child_watcher")
 
 
-_NO_CHILD_WATCHER = (
-    "sansloop's EventLoopPolicy has no child watcher: sansloop loops watch their child "
-    "processes themselves"
-)
+def _watcher_lock() -> Any:
+    """The lock asyncio's policy makes its child watcher under (``events._lock``)."""
+    return vars(_events)["_lock"]
+
+
+def _unix() -> Any:
+    from asyncio import unix_events
+
+    return unix_events
+
+
+def _default_child_watcher() -> Any:
+    unix = _unix()
+    if sys.version_info >= (3, 12) and unix.can_use_pidfd():
+        return unix.PidfdChildWatcher()
+    return unix.ThreadedChildWatcher()
+
+
+def _warn_watcher_deprecated(name: str) -> None:
+    warnings.warn(
+        f"{name!r} is deprecated as of Python 3.12 and will be removed in Python 3.14.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _check_policy_driver(driver: object) -> None:

@@ -12,6 +12,10 @@ from ._inbox import Inbox as Inbox
 from ._lifecycle import LoopEvent as LoopEvent
 from ._lifecycle import LoopState as LoopState
 from ._lifecycle import next_state as next_state
+from ._pipe import PipeChannel as PipeChannel
+from ._pipe import PipeReadTransportCore as PipeReadTransportCore
+from ._pipe import PipeSink as PipeSink
+from ._pipe import PipeWriteTransportCore as PipeWriteTransportCore
 from ._scheduler import MAXIMUM_TIMEOUT as MAXIMUM_TIMEOUT
 from ._scheduler import Scheduler as Scheduler
 from ._scheduler import SchedulerStatistics as SchedulerStatistics
@@ -33,6 +37,10 @@ __all__ = [
     "Inbox",
     "LoopEvent",
     "LoopState",
+    "PipeChannel",
+    "PipeReadTransportCore",
+    "PipeSink",
+    "PipeWriteTransportCore",
     "Scheduler",
     "SchedulerStatistics",
     "StreamChannel",

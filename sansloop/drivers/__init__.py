@@ -1,8 +1,11 @@
 """Drivers: the only code in sansloop that touches the world (clocks, waiting, OS objects)."""
 
+from ._contract import ChildDriver as ChildDriver
 from ._contract import DatagramDriver as DatagramDriver
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
+from ._contract import PipeDriver as PipeDriver
+from ._contract import PipeLike as PipeLike
 from ._contract import ReadinessDriver as ReadinessDriver
 from ._contract import RunObserver as RunObserver
 from ._contract import SignalDriver as SignalDriver
@@ -34,6 +37,7 @@ from ._vnet import VirtualNetwork as VirtualNetwork
 from ._vsocket import VirtualSocket as VirtualSocket
 
 __all__ = [
+    "ChildDriver",
     "DatagramDriver",
     "Driver",
     "Exploration",
@@ -43,6 +47,8 @@ __all__ = [
     "LeakWatch",
     "LeakedJob",
     "Link",
+    "PipeDriver",
+    "PipeLike",
     "ReadinessDriver",
     "RealFileDescriptorError",
     "RunObserver",

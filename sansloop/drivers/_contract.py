@@ -35,15 +35,26 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sansloop.core import DatagramChannel, DatagramSink, Scheduler, StreamChannel, StreamSink
+from sansloop.core import (
+    DatagramChannel,
+    DatagramSink,
+    PipeChannel,
+    PipeSink,
+    Scheduler,
+    StreamChannel,
+    StreamSink,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
+    "ChildDriver",
     "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
+    "PipeDriver",
+    "PipeLike",
     "ReadinessDriver",
     "RunObserver",
     "SignalDriver",
@@ -105,6 +116,14 @@ class SignalDriver(Driver, Protocol):
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
+
+
+class PipeLike(Protocol):
+    """A pipe end as asyncio takes it: a file object (or socket) with ``fileno``/``close``."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 #: What ``add_reader`` and friends accept: a descriptor or an object with ``fileno()``.
@@ -288,4 +307,37 @@ class DatagramDriver(Driver, Protocol):
 
     def open_datagram(self, sock: socket.socket, sink: DatagramSink) -> DatagramChannel:
         """The channel of a non-blocking datagram ``sock``, reporting to ``sink``."""
+        ...
+
+
+class PipeDriver(Driver, Protocol):
+    """A driver that can carry pipe transports (pipes, FIFOs, ptys, character devices).
+
+    The transport logic lives once in :class:`sansloop.core.PipeReadTransportCore` and
+    :class:`~sansloop.core.PipeWriteTransportCore`; the driver moves bytes through a
+    :class:`sansloop.core.PipeChannel` over a descriptor that is not a socket (or is a
+    socket used as a pipe).
+    """
+
+    def open_pipe(self, pipe: PipeLike, sink: PipeSink, write_end: bool) -> PipeChannel:
+        """The channel of the non-blocking ``pipe``, reporting to ``sink``.
+
+        On a write end (``write_end``), ``start_reading`` only watches for the reader going
+        away and reports it as ``sink.received(b"")``.  Closing the channel closes ``pipe``.
+        """
+        ...
+
+
+class ChildDriver(Driver, Protocol):
+    """A driver that can wait for child processes (subprocess transports)."""
+
+    def watch_child(self, pid: int, exited: Callable[[int | None], object]) -> None:
+        """Reap child ``pid`` once it exits and run ``exited(returncode)`` on the loop.
+
+        ``returncode`` is ``os.waitstatus_to_exitcode``'s (``-signal`` if a signal ended
+        it), or None if someone else collected the status first (``Popen.poll()``).
+        ``exited`` runs as a ready callback in a later batch, never from inside this call.
+        A driver closed with children still watched must still reap them (no zombie, no
+        descriptor left open), without calling ``exited``.
+        """
         ...

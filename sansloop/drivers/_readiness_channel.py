@@ -11,9 +11,8 @@ driver once the loop is closed.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ._contract import ReadinessDriver
@@ -21,22 +20,28 @@ if TYPE_CHECKING:
 __all__ = ["ReadinessChannel", "closed_socket_call"]
 
 
+class _Watched(Protocol):
+    def fileno(self) -> int: ...
+
+
+#: What a channel watches: a socket, or a pipe's file object.
+_W = TypeVar("_W", bound=_Watched)
+
+
 def closed_socket_call(*args: Any) -> Any:
     """What a channel's socket calls become once it is closed."""
     raise OSError("the socket is closed")
 
 
-class ReadinessChannel:
-    """A socket watched for reading and writing through a readiness driver."""
+class ReadinessChannel(Generic[_W]):
+    """A socket (or pipe) watched for reading and writing through a readiness driver."""
 
     __slots__ = ("_driver", "_fd", "_loop", "_reader", "_sock", "_writer")
 
-    def __init__(
-        self, driver: ReadinessDriver, loop: asyncio.AbstractEventLoop, sock: socket.socket
-    ) -> None:
+    def __init__(self, driver: ReadinessDriver, loop: asyncio.AbstractEventLoop, sock: _W) -> None:
         self._driver = driver
         self._loop = loop
-        self._sock: socket.socket | None = sock
+        self._sock: _W | None = sock
         self._fd = sock.fileno()
         self._reader: asyncio.Handle | None = None
         self._writer: asyncio.Handle | None = None
@@ -85,7 +90,7 @@ class ReadinessChannel:
         if not self._loop.is_closed():
             self._driver.remove_writer(self._fd)
 
-    def _release(self) -> socket.socket | None:
+    def _release(self) -> _W | None:
         """Stop watching and forget the socket; return it (None if already released)."""
         sock = self._sock
         if sock is not None:

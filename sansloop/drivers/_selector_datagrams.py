@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ReadinessDatagram"]
 
 
-class ReadinessDatagram(ReadinessChannel):
+class ReadinessDatagram(ReadinessChannel[socket.socket]):
     """One datagram socket's channel on a readiness driver."""
 
     __slots__ = ("_recvfrom", "_sink", "send_now", "send_to_now")

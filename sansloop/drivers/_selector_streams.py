@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ReadinessListener", "ReadinessStream"]
 
 
-class ReadinessStream(ReadinessChannel):
+class ReadinessStream(ReadinessChannel[socket.socket]):
     """One connected socket's channel on a readiness driver."""
 
     __slots__ = ("_sink", "send_now")
@@ -105,7 +105,7 @@ class ReadinessStream(ReadinessChannel):
         sink.sent(n)
 
 
-class ReadinessListener(ReadinessChannel):
+class ReadinessListener(ReadinessChannel[socket.socket]):
     """Accepts connections on a listening socket each time it is readable.
 
     Each readiness report accepts up to ``backlog`` connections in a row (asyncio's rule:

@@ -30,18 +30,22 @@ from typing import TYPE_CHECKING, Any
 from sansloop.core import Callback, Scheduler
 
 from . import _socket_ops as ops
-from ._contract import FileDescriptorLike
+from ._children import ChildReaper
+from ._contract import FileDescriptorLike, PipeLike
 from ._selector_datagrams import ReadinessDatagram
+from ._selector_pipes import ReadinessPipe
 from ._selector_streams import ReadinessListener, ReadinessStream
 from ._signals import SignalRouter
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from sansloop.core import DatagramSink, StreamSink
+    from sansloop.core import DatagramSink, PipeSink, StreamSink
 
     from ._contract import (
+        ChildDriver,
         DatagramDriver,
+        PipeDriver,
         ReadinessDriver,
         SignalDriver,
         SocketDriver,
@@ -109,11 +113,13 @@ class SelectorDriver:
     """Waits on a selector; wakes through a socketpair; routes signals on Unix."""
 
     clock_resolution: float = time.get_clock_info("monotonic").resolution
+    #: The epoll object polled directly (None: the selector's own select() is used).
+    _epoll: Any
+    _signals: SignalRouter | None
     time = staticmethod(time.monotonic)
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
-        self._selector = selector if selector is not None else selectors.DefaultSelector()
-        self._closed = False
+        self._init_io_state(selector if selector is not None else selectors.DefaultSelector())
         try:
             self._wake_r, self._wake_w = socket.socketpair()
             self._wake_r.setblocking(False)
@@ -127,18 +133,28 @@ class SelectorDriver:
         # epoll (the Linux default), polled directly: selectors' select() builds a list of
         # (key, events) pairs that wait() would only walk again.  Exactly EpollSelector, so
         # that a subclass's select() keeps being called.
-        self._epoll: Any = (
-            self._selector._selector  # type: ignore[attr-defined]
-            if type(self._selector) is getattr(selectors, "EpollSelector", None)
-            else None
-        )
+        if type(self._selector) is getattr(selectors, "EpollSelector", None):
+            self._epoll = self._selector._selector  # type: ignore[attr-defined]
         self._signals = SignalRouter(self._wake_w.fileno()) if sys.platform != "win32" else None
+
+    def _init_io_state(self, selector: selectors.BaseSelector) -> None:
+        """The readiness and socket-operation state, without the wake-up socket or signals.
+
+        A driver that reuses this machinery over a selector of its own (the virtual
+        driver's) calls this instead of ``__init__``.
+        """
+        self._selector = selector
+        self._closed = False
+        self._wake_fd = -1
+        self._epoll = None
+        self._signals = None
         # File descriptors registered besides our own wake-up socket.
         self._user_fds = 0
         # The registered descriptors' watches, by descriptor number.
         self._watches: dict[int, _Watch] = {}
         self._push_ready: Callable[[Callback], None] = _not_attached
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._children: ChildReaper | None = None
 
     @property
     def selector(self) -> selectors.BaseSelector:
@@ -473,6 +489,22 @@ class SelectorDriver:
             raise RuntimeError("the driver was never attached to a loop (call attach() first)")
         return ReadinessDatagram(self, self._loop, sock, sink)
 
+    # -- pipes and child processes --------------------------------------------------------
+
+    def open_pipe(self, pipe: PipeLike, sink: PipeSink, write_end: bool) -> ReadinessPipe:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return ReadinessPipe(self, self._loop, pipe, sink, write_end)
+
+    def watch_child(self, pid: int, exited: Callable[[int | None], object]) -> None:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        if sys.platform == "win32":
+            raise NotImplementedError("the selectors driver cannot watch processes on Windows")
+        if self._children is None:
+            self._children = ChildReaper(self, self._loop)
+        self._children.watch(pid, exited)
+
     # -- signals and closing --------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
@@ -487,6 +519,8 @@ class SelectorDriver:
     def close(self) -> None:
         if self._closed:
             return
+        if self._children is not None:
+            self._children.close()
         self._closed = True
         self._watches = {}
         self._user_fds = 0
@@ -512,6 +546,14 @@ if TYPE_CHECKING:
 
     def _meets_the_contract(
         driver: SelectorDriver,
-    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver, DatagramDriver]:
+    ) -> tuple[
+        SignalDriver,
+        ReadinessDriver,
+        SocketDriver,
+        StreamDriver,
+        DatagramDriver,
+        PipeDriver,
+        ChildDriver,
+    ]:
         # mypy checks SelectorDriver against every capability it claims.
-        return driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sansloop.core import Scheduler
 
-from ._selectors import SelectorDriver, _not_attached
+from ._selectors import SelectorDriver
 from ._vnet import FIRST_VIRTUAL_FD, RealFileDescriptorError, VirtualNetwork
 from ._vsocket import VirtualSocket
 
@@ -233,17 +233,9 @@ class VirtualIO(SelectorDriver):
     """
 
     def __init__(self, network: VirtualNetwork, real_io: bool = False) -> None:
-        # SelectorDriver.__init__ would open a wake-up socketpair: set its state directly.
-        self._selector: VirtualSelector = VirtualSelector(network, real_io)
-        self._closed = False
-        self._signals = None
-        # Never epoll: the virtual selector's select() is what reports readiness.
-        self._epoll = None
-        self._wake_fd = -1
-        self._user_fds = 0
-        self._watches = {}
-        self._push_ready = _not_attached
-        self._loop = None
+        # SelectorDriver.__init__ would open a wake-up socketpair: only its I/O state.
+        self._selector: VirtualSelector
+        self._init_io_state(VirtualSelector(network, real_io))
         self.network = network
 
     @property

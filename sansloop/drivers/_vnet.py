@@ -59,7 +59,7 @@ _LOOPBACK_NODE: Final = "localhost"
 DEFAULT_BUFFER: Final = 256 * 1024
 
 
-_AF_UNIX: Final = socket.AF_UNIX
+_AF_UNIX: Final[int] = getattr(socket, "AF_UNIX", 1)  # none on Windows
 _SOCK_STREAM: Final = socket.SOCK_STREAM
 
 
@@ -326,7 +326,7 @@ class VirtualNetwork:
             if family not in (0, socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
                 raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
             raise socket.gaierror(
-                socket.EAI_ADDRFAMILY, "Address family for hostname not supported"
+                getattr(socket, "EAI_ADDRFAMILY", -9), "Address family for hostname not supported"
             )
         return result
 
@@ -577,7 +577,7 @@ class VirtualNetwork:
         return sock
 
     def find_path(self, kind: int, path: Any) -> VirtualSocket | None:
-        return self._bound.get((socket.AF_UNIX, kind, path))
+        return self._bound.get((_AF_UNIX, kind, path))
 
     def new_pipe_id(self) -> int:
         self._pipe_ids += 1

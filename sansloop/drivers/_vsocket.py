@@ -40,6 +40,10 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from ._vnet import VirtualNetwork
 
+#: ``socket.AF_UNIX`` (1 on every Unix); Windows' socket module has none, and virtual Unix
+#: sockets need no OS support.
+AF_UNIX: int = getattr(socket, "AF_UNIX", 1)
+
 __all__ = ["VirtualSocket", "connected_pair"]
 
 _SEGMENT: Final = 64 * 1024
@@ -190,7 +194,7 @@ class VirtualSocket:
         type: int = socket.SOCK_STREAM,
         proto: int = 0,
     ) -> None:
-        if family not in (*_INET_FAMILIES, socket.AF_UNIX):
+        if family not in (*_INET_FAMILIES, AF_UNIX):
             raise _oserror(errno.EAFNOSUPPORT)
         if _kind(type) not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise _oserror(errno.ESOCKTNOSUPPORT)
@@ -282,7 +286,7 @@ class VirtualSocket:
         self._check_open()
         if self._local is not None:
             return self._local
-        if self.family == socket.AF_UNIX:
+        if self.family == AF_UNIX:
             return ""
         if self.family == socket.AF_INET6:
             return ("::", 0, 0, 0)
@@ -343,7 +347,7 @@ class VirtualSocket:
 
     def _address(self, address: Any, *, binding: bool = False) -> Any:
         """``address`` normalised: (ip, port[, flow, scope]) or a Unix path."""
-        if self.family == socket.AF_UNIX:
+        if self.family == AF_UNIX:
             if isinstance(address, (bytes, bytearray)):
                 return bytes(address)
             if not isinstance(address, (str, os.PathLike)):
@@ -375,8 +379,8 @@ class VirtualSocket:
         return (host, port)
 
     def _key(self, address: Any) -> tuple[Any, ...]:
-        if self.family == socket.AF_UNIX:
-            return (socket.AF_UNIX, int(self.type), address)
+        if self.family == AF_UNIX:
+            return (AF_UNIX, int(self.type), address)
         return (int(self.family), int(self.type), address[0], address[1])
 
     def bind(self, address: Any) -> None:
@@ -385,10 +389,10 @@ class VirtualSocket:
             raise _oserror(errno.EINVAL)
         address = self._address(address, binding=True)
         net = self._net
-        if self.family == socket.AF_UNIX:
+        if self.family == AF_UNIX:
             if address in ("", b""):
                 return
-            if (socket.AF_UNIX, int(self.type), address) in net._bound:
+            if (AF_UNIX, int(self.type), address) in net._bound:
                 raise _oserror(errno.EADDRINUSE)
         else:
             if address[1] == 0:
@@ -413,7 +417,7 @@ class VirtualSocket:
 
     def _autobind(self, destination: Any) -> None:
         """Bind to an ephemeral port on the address that reaches ``destination``."""
-        if self._local is not None or self.family == socket.AF_UNIX:
+        if self._local is not None or self.family == AF_UNIX:
             return
         # The test process is "localhost" whatever it talks to; bind explicitly (e.g.
         # create_connection's local_addr) to send from another host's address.
@@ -426,7 +430,7 @@ class VirtualSocket:
         if _kind(self.type) != socket.SOCK_STREAM:
             raise _oserror(errno.EOPNOTSUPP)
         if self._local is None:
-            if self.family == socket.AF_UNIX:
+            if self.family == AF_UNIX:
                 raise _oserror(errno.EINVAL)
             self.bind(("", 0))
         self._state = _LISTENING
@@ -437,7 +441,7 @@ class VirtualSocket:
         self._check_open()
         if _kind(self.type) == socket.SOCK_DGRAM:
             self._remote = self._address(address)
-            if self.family != socket.AF_UNIX:
+            if self.family != AF_UNIX:
                 self._autobind(self._remote)
             return
         if self._state == _CONNECTED:
@@ -448,7 +452,7 @@ class VirtualSocket:
             raise _oserror(errno.EINVAL)
         destination = self._address(address)
         self._remote = destination
-        if self.family == socket.AF_UNIX:
+        if self.family == AF_UNIX:
             self._connect_unix(destination)
             return
         self._autobind(destination)
@@ -508,7 +512,7 @@ class VirtualSocket:
         """The server side of a new connection, queued on ``listener``."""
         net = self._net
         conn = VirtualSocket(net, self.family, self.type, self.proto)
-        conn._local = destination if self.family != socket.AF_UNIX else listener._local
+        conn._local = destination if self.family != AF_UNIX else listener._local
         conn._remote = self.getsockname()
         conn._opts = {
             key: value for key, value in listener._opts.items() if key[0] == socket.SOL_SOCKET
@@ -668,7 +672,7 @@ class VirtualSocket:
         destination = self._address(address)
         if self._remote is not None and destination != self._remote:
             raise _oserror(errno.EISCONN)
-        if self.family != socket.AF_UNIX:
+        if self.family != AF_UNIX:
             self._autobind(destination)
             if len(payload) > _MAX_UDP:
                 raise _oserror(errno.EMSGSIZE)
@@ -691,7 +695,7 @@ class VirtualSocket:
 
     def _datagram_arrives(self, payload: bytes, source: Any, destination: Any) -> None:
         net = self._net
-        if self.family == socket.AF_UNIX:
+        if self.family == AF_UNIX:
             target = net.find_path(socket.SOCK_DGRAM, destination)
         else:
             target = net.find(int(self.family), socket.SOCK_DGRAM, destination[0], destination[1])
@@ -779,7 +783,7 @@ def connected_pair(
         raise _oserror(errno.EOPNOTSUPP)
     first = VirtualSocket(net, family, type_, proto)
     second = VirtualSocket(net, family, type_, proto)
-    if family != socket.AF_UNIX:
+    if family != AF_UNIX:
         first.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         second.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
     first._remote, second._remote = second.getsockname(), first.getsockname()

@@ -233,12 +233,53 @@ def test_each_thread_has_its_own_current_loop(closing: Callable[[_L], _L]) -> No
     assert policy.get_event_loop() is main_loop
 
 
-def test_child_watchers_are_not_supported() -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix child watchers")
+def test_child_watcher_is_asyncios_default() -> None:
+    """sansloop loops reap their own children; the policy still hands out asyncio's
+    default watcher (deprecated from 3.12, as asyncio's policy warns)."""
+    from asyncio import unix_events
+
     policy = sansloop.EventLoopPolicy()
-    with pytest.raises(NotImplementedError, match="no child watcher"):
-        policy.get_child_watcher()
-    with pytest.raises(NotImplementedError, match="no child watcher"):
+    deprecated = sys.version_info >= (3, 12)
+    ctx = pytest.warns(
+        DeprecationWarning, match="'get_child_watcher' is deprecated as of Python 3.12"
+    )
+    with ctx if deprecated else contextlib.nullcontext():
+        watcher = policy.get_child_watcher()
+    assert isinstance(watcher, unix_events.AbstractChildWatcher)
+    assert watcher.is_active()
+    with ctx if deprecated else contextlib.nullcontext():
+        assert policy.get_child_watcher() is watcher
+    other = unix_events.ThreadedChildWatcher()
+    set_ctx = pytest.warns(DeprecationWarning, match="'set_child_watcher' is deprecated")
+    with set_ctx if deprecated else contextlib.nullcontext():
+        policy.set_child_watcher(other)
+    with ctx if deprecated else contextlib.nullcontext():
+        assert policy.get_child_watcher() is other
+    with pytest.raises(AssertionError):
+        policy.set_child_watcher(object())
+    # Like asyncio's policy, set_event_loop() in the main thread attaches the watcher.
+    safe = _safe_child_watcher()
+    with set_ctx if deprecated else contextlib.nullcontext():
+        policy.set_child_watcher(safe)
+    loop = sansloop.new_event_loop()
+    try:
+        policy.set_event_loop(loop)
+        assert safe._loop is loop
+        policy.set_event_loop(None)
+        assert safe._loop is None
+    finally:
+        loop.close()
+    with set_ctx if deprecated else contextlib.nullcontext():
         policy.set_child_watcher(None)
+
+
+def _safe_child_watcher() -> Any:
+    from asyncio import unix_events
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return unix_events.SafeChildWatcher()
 
 
 # -- drivers -------------------------------------------------------------------------------
