@@ -12,6 +12,7 @@ import argparse
 import faulthandler
 import importlib
 import json
+import signal
 import sys
 import traceback
 import unittest
@@ -163,6 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy", choices=sorted(_shim.POLICIES), default="shim")
     parser.add_argument("--no-exclusions", action="store_true", help="run excluded tests too")
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started from a background job (``cmd &`` in a script ignores SIGINT, and children
+        # inherit that): Python then leaves Ctrl-C ignored, and test_runners' interrupt
+        # tests, which simulate one, would wait for ever.  Restore what a foreground start has.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with open(args.out, "a", encoding="utf-8") as out:
         try:
             _run(args, out)
