@@ -39,6 +39,7 @@ from ._readiness import READINESS_METHODS
 from ._sendfile import SENDFILE_METHODS
 from ._servers import SERVER_METHODS
 from ._sockets import SOCKET_METHODS
+from ._tls import TLS_METHODS
 from ._unimplemented import UNIMPLEMENTED
 
 __all__ = ["EventLoop"]
@@ -711,6 +712,7 @@ _METHODS = {
     **SERVER_METHODS,
     **DATAGRAM_METHODS,
     **SENDFILE_METHODS,
+    **TLS_METHODS,
 }
 for _name, _method in _METHODS.items():
     setattr(EventLoop, _name, _method)

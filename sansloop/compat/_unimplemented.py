@@ -28,19 +28,15 @@ def _async(name: str, feature: str) -> Callable[..., Any]:
     return method
 
 
-_TLS = "TLS"
 _PIPES = "pipes and subprocesses"
 
 #: name -> method, for the compat loop to place in its class body.
 UNIMPLEMENTED: dict[str, Callable[..., Any]] = {
-    "start_tls": _async("start_tls", _TLS),
-    **{
-        name: _async(name, _PIPES)
-        for name in (
-            "connect_read_pipe",
-            "connect_write_pipe",
-            "subprocess_exec",
-            "subprocess_shell",
-        )
-    },
+    name: _async(name, _PIPES)
+    for name in (
+        "connect_read_pipe",
+        "connect_write_pipe",
+        "subprocess_exec",
+        "subprocess_shell",
+    )
 }

@@ -19,6 +19,9 @@ from ._stream import StreamChannel as StreamChannel
 from ._stream import StreamSink as StreamSink
 from ._stream import StreamTransportCore as StreamTransportCore
 from ._stream import Waiter as Waiter
+from ._tls import TLSLayer as TLSLayer
+from ._tls import TLSState as TLSState
+from ._tls import TLSTransportCore as TLSTransportCore
 from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
 from ._transport import TransportCore as TransportCore
 from ._transport import TransportHost as TransportHost
@@ -38,6 +41,9 @@ __all__ = [
     "StreamChannel",
     "StreamSink",
     "StreamTransportCore",
+    "TLSLayer",
+    "TLSState",
+    "TLSTransportCore",
     "Timer",
     "TransportCore",
     "TransportHost",

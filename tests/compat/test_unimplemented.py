@@ -16,7 +16,6 @@ pytestmark = pytest.mark.usefixtures("no_leaked_loop_state")
 
 #: What each missing method's message must name, by method.
 _FEATURE_WORDS = {
-    "start_tls": "TLS",
     "connect_read_pipe": "pipes",
     "connect_write_pipe": "pipes",
     "subprocess_exec": "subprocesses",
