@@ -20,6 +20,8 @@ from asyncio import staggered
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sansloop.core import check_tls_timeouts
+
 from ._resolve import ensure_resolved
 from ._tls import make_tls_transport
 from ._transports import SocketTransport
@@ -221,6 +223,9 @@ async def create_connection(
             raise ValueError("You must set server_hostname when using ssl without a host")
         server_hostname = host
     check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if ssl:
+        # asyncio checks these once connected (and leaves its socket open): earlier here.
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         check_ssl_socket(sock)
     if happy_eyeballs_delay is not None and interleave is None:
@@ -312,6 +317,8 @@ async def create_unix_connection(
     if ssl:
         if server_hostname is None:
             raise ValueError("you have to pass server_hostname when using ssl")
+        # asyncio checks these once connected (and leaves its socket open): earlier here.
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
     else:
         if server_hostname is not None:
             raise ValueError("server_hostname is only meaningful with ssl")
@@ -357,6 +364,8 @@ async def connect_accepted_socket(
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
     check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if ssl:
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
     check_ssl_socket(sock)
     transport, protocol = await _connection_transport(
         self,

@@ -24,17 +24,17 @@ from ._transports import SocketTransport
 if TYPE_CHECKING:
     from ._loop import EventLoop
 
-__all__ = ["TLSProtocol", "TLSTransport", "make_tls_transport", "start_tls", "tls_context"]
+__all__ = ["SSLProtocol", "SSLTransport", "make_tls_transport", "start_tls", "tls_context"]
 
 
-class TLSTransport(TLSTransportCore, asyncio.Transport):
+class SSLTransport(TLSTransportCore, asyncio.Transport):
     """What a TLS application writes to (asyncio's ``_SSLProtocolTransport``)."""
 
     #: start_tls() may layer TLS over TLS; sendfile() falls back to reading and writing.
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.FALLBACK
 
-    def __init__(self, layer: TLSProtocol) -> None:
+    def __init__(self, layer: SSLProtocol) -> None:
         TLSTransportCore.__init__(self, layer)
         self._loop = layer._host
 
@@ -42,17 +42,28 @@ class TLSTransport(TLSTransportCore, asyncio.Transport):
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} {state}>"
 
+    @property
+    def _ssl_protocol(self) -> TLSLayer | None:
+        # asyncio's name for the layer; libraries and CPython's tests reach it through here.
+        return self._layer
+
+    def _test__append_write_backlog(self, data: bytes) -> None:
+        # asyncio's test hook (test_ssl fills the backlog with it): queue without writing.
+        layer = self._live()
+        layer._backlog.append(data)
+        layer._backlog_size += len(data)
+
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not self._closed:
             self._closed = True
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
 
 
-class TLSProtocol(TLSLayer, asyncio.BufferedProtocol):
+class SSLProtocol(TLSLayer, asyncio.BufferedProtocol):
     """The plain transport's protocol (asyncio's ``SSLProtocol``)."""
 
     def _make_app_transport(self) -> TLSTransportCore:
-        return TLSTransport(self)
+        return SSLTransport(self)
 
     def _is_buffered(self, protocol: Any) -> bool:
         return isinstance(protocol, asyncio.BufferedProtocol)
@@ -83,9 +94,9 @@ def make_tls_transport(
     server: Any = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
-) -> TLSTransport:
+) -> SSLTransport:
     """A TLS transport over the connected ``sock``; ``waiter`` completes with the handshake."""
-    layer = TLSProtocol(
+    layer = SSLProtocol(
         loop,
         protocol,
         tls_context(sslcontext, server_side, server_hostname),
@@ -97,7 +108,7 @@ def make_tls_transport(
     )
     SocketTransport(loop, sock, layer, None, extra, server)
     transport = layer._app_transport
-    assert isinstance(transport, TLSTransport)
+    assert isinstance(transport, SSLTransport)
     return transport
 
 
@@ -120,7 +131,7 @@ async def start_tls(
     if not getattr(transport, "_start_tls_compatible", False):
         raise TypeError(f"transport {transport!r} is not supported by start_tls()")
     waiter: asyncio.Future[None] = self.create_future()
-    layer = TLSProtocol(
+    layer = SSLProtocol(
         self,
         protocol,
         sslcontext,
@@ -144,7 +155,7 @@ async def start_tls(
         resumed.cancel()
         raise
     app_transport = layer._app_transport
-    assert isinstance(app_transport, TLSTransport)
+    assert isinstance(app_transport, SSLTransport)
     return app_transport
 
 

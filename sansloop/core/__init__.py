@@ -22,6 +22,7 @@ from ._stream import Waiter as Waiter
 from ._tls import TLSLayer as TLSLayer
 from ._tls import TLSState as TLSState
 from ._tls import TLSTransportCore as TLSTransportCore
+from ._tls import check_timeouts as check_tls_timeouts
 from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
 from ._transport import TransportCore as TransportCore
 from ._transport import TransportHost as TransportHost
@@ -48,5 +49,6 @@ __all__ = [
     "TransportCore",
     "TransportHost",
     "Waiter",
+    "check_tls_timeouts",
     "next_state",
 ]

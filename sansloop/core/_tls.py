@@ -61,6 +61,7 @@ __all__ = [
     "TLSTransportCore",
     "TLSWaiter",
     "TimerHandle",
+    "check_timeouts",
     "flow_control_limits",
 ]
 
@@ -115,6 +116,19 @@ def flow_control_limits(high: int | None, low: int | None, kib: int) -> tuple[in
     if not high >= low >= 0:
         raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
     return high, low
+
+
+def check_timeouts(handshake: float | None, shutdown: float | None) -> tuple[float, float]:
+    """The handshake and shutdown timeouts, defaulted; asyncio's ValueError if not positive."""
+    if handshake is None:
+        handshake = SSL_HANDSHAKE_TIMEOUT
+    elif handshake <= 0:
+        raise ValueError(f"ssl_handshake_timeout should be a positive number, got {handshake}")
+    if shutdown is None:
+        shutdown = SSL_SHUTDOWN_TIMEOUT
+    elif shutdown <= 0:
+        raise ValueError(f"ssl_shutdown_timeout should be a positive number, got {shutdown}")
+    return handshake, shutdown
 
 
 class TimerHandle(Protocol):
@@ -179,18 +193,9 @@ class TLSLayer:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> None:
-        if ssl_handshake_timeout is None:
-            ssl_handshake_timeout = SSL_HANDSHAKE_TIMEOUT
-        elif ssl_handshake_timeout <= 0:
-            raise ValueError(
-                f"ssl_handshake_timeout should be a positive number, got {ssl_handshake_timeout}"
-            )
-        if ssl_shutdown_timeout is None:
-            ssl_shutdown_timeout = SSL_SHUTDOWN_TIMEOUT
-        elif ssl_shutdown_timeout <= 0:
-            raise ValueError(
-                f"ssl_shutdown_timeout should be a positive number, got {ssl_shutdown_timeout}"
-            )
+        ssl_handshake_timeout, ssl_shutdown_timeout = check_timeouts(
+            ssl_handshake_timeout, ssl_shutdown_timeout
+        )
         import ssl  # Here, not at the top: see the module docstring.
 
         # What SSLObject raises when it needs more ciphertext (or the BIO is drained), and
@@ -562,8 +567,11 @@ class TLSLayer:
             count = read(wants, buf)
             if count > 0:
                 offset = count
+                # A view: slicing a bytearray would read into a copy (asyncio does that
+                # and loses the bytes).
+                view = memoryview(buf)
                 while offset < wants:
-                    count = read(wants - offset, buf[offset:])
+                    count = read(wants - offset, view[offset:])
                     if count <= 0:
                         break
                     offset += count
