@@ -504,13 +504,33 @@ class TLSLayer:
             return
         backlog = self._backlog
         for data in chunks:
-            backlog.append(data)
-            self._backlog_size += len(data)
+            # Kept as bytes: the caller may reuse a bytearray once write() returns.
+            chunk = data if type(data) is bytes else bytes(data)
+            backlog.append(chunk)
+            self._backlog_size += len(chunk)
         if state is TLSState.WRAPPED:
             try:
                 self._do_write()
             except Exception as exc:
                 self._fatal_error(exc, "Fatal error on SSL protocol")
+
+    def _write_one(self, data: bytes | bytearray | memoryview) -> None:
+        """One write (the usual case): straight into the ``SSLObject`` if nothing waits."""
+        if self._state is not TLSState.WRAPPED or self._backlog:
+            self._write_appdata((data,))
+            return
+        try:
+            try:
+                count = self._sslobj.write(data)
+            except self._again:
+                count = 0
+            size = len(data)
+            if count < size:
+                self._backlog.append(bytes(memoryview(data)[count:]))
+                self._backlog_size += size - count
+            self._process_outgoing()
+        except Exception as exc:
+            self._fatal_error(exc, "Fatal error on SSL protocol")
 
     def _do_write(self) -> None:
         backlog = self._backlog
@@ -531,10 +551,9 @@ class TLSLayer:
         self._process_outgoing()
 
     def _process_outgoing(self) -> None:
-        if not self._lower_writing_paused:
-            data = self._outgoing.read()
-            if data and self._transport is not None:
-                self._transport.write(data)
+        outgoing = self._outgoing
+        if outgoing.pending and not self._lower_writing_paused and self._transport is not None:
+            self._transport.write(outgoing.read())
         self._control_app_writing()
 
     # -- application data in --------------------------------------------------------------
@@ -589,7 +608,9 @@ class TLSLayer:
     def _read_copied(self) -> None:
         chunks: list[bytes] = []
         chunk = b"-"
-        read = self._sslobj.read
+        sslobj = self._sslobj
+        read = sslobj.read
+        incoming = self._incoming
         size = self.max_size
         try:
             while True:
@@ -597,6 +618,10 @@ class TLSLayer:
                 if not chunk:
                     break
                 chunks.append(chunk)
+                # Nothing left to decrypt: another read would only raise SSLWantReadError
+                # (OpenSSL reads one record at a time from the BIO, none ahead).
+                if not incoming.pending and not sslobj.pending():
+                    break
         except self._again:
             pass
         if chunks:
@@ -780,7 +805,7 @@ class TLSTransportCore:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
         if data:
-            self._live()._write_appdata((data,))
+            self._live()._write_one(data)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self._live()._write_appdata(list_of_data)
