@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -474,6 +475,43 @@ def test_peer_vanishing_mid_handshake(any_loop: asyncio.AbstractEventLoop) -> No
         server = await Place("tcp").server(Hangup)
         with pytest.raises(ConnectionResetError):
             await Place("tcp").connect(server, Recorder, ssl=client_context())
+        await _close(server)
+
+    run(any_loop, main())
+
+
+def test_peer_vanishing_mid_stream(any_loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        plain: list[asyncio.Transport] = []
+        upgraded: asyncio.Future[asyncio.Transport] = loop.create_future()
+        tasks: list[asyncio.Task[None]] = []
+
+        class Upgrader(Recorder):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                plain.append(transport)  # type: ignore[arg-type]
+
+                async def upgrade() -> None:
+                    upgraded.set_result(
+                        await loop.start_tls(transport, self, server_context(), server_side=True)  # type: ignore[arg-type]
+                    )
+
+                tasks.append(loop.create_task(upgrade()))
+
+        server = await Place("tcp").server(Upgrader)
+        transport, client = await Place("tcp").connect(server, Recorder, ssl=client_context())
+        tls = await upgraded
+        tls.write(b"partial")
+        await client.got_data.wait()
+        # The peer's host resets the connection: no close_notify, no FIN, an RST.
+        sock = plain[0].get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        plain[0].abort()
+        exc = await client.lost
+        assert isinstance(exc, ConnectionResetError)
+        assert client.events == ["made", "data", "lost"]
+        assert transport.is_closing()
+        transport.close()
         await _close(server)
 
     run(any_loop, main())
