@@ -29,7 +29,6 @@ Version = tuple[int, int]
 
 #: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
 KINDS = {
-    "tls": "not yet applicable: needs TLS (issue 5)",
     "subprocess": "not yet applicable: needs pipes and subprocesses (a later issue)",
     "cpython-loop": "tests one of CPython's own loop classes; a sansloop twin runs its tests",
     "private": "asserts on a private attribute of CPython's loop implementation",
