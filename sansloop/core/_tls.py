@@ -203,6 +203,7 @@ class TLSLayer:
         self._again = (ssl.SSLWantReadError, ssl.SSLSyscallError)
         self._ssl_error = ssl.SSLError
         self._cert_error = ssl.CertificateError
+        self._zero_return = ssl.SSLZeroReturnError
         self._host = host
         self._buf = bytearray(self.max_size)
         self._view = memoryview(self._buf)
@@ -469,6 +470,7 @@ class TLSLayer:
     def _do_shutdown(self) -> None:
         try:
             if not self._eof:
+                self._discard_appdata()
                 self._sslobj.unwrap()
         except self._again:
             self._process_outgoing()
@@ -479,6 +481,20 @@ class TLSLayer:
             self._call_eof_received()
             self._on_shutdown_complete(None)
 
+    def _discard_appdata(self) -> None:
+        """Drop application data that arrives while closing (the application asked for no
+        more).  Without this, data the peer sent before it saw our close_notify makes
+        ``unwrap`` fail with APPLICATION_DATA_AFTER_CLOSE_NOTIFY, and the application gets
+        that error instead of a clean end (asyncio's behaviour; uvloop discards, as here).
+        """
+        read = self._sslobj.read
+        size = self.max_size
+        try:
+            while read(size):
+                pass
+        except (*self._again, self._zero_return):
+            pass  # No more for now, or the peer's close_notify: unwrap() takes it from here.
+
     def _on_shutdown_complete(self, failure: BaseException | None) -> None:
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
@@ -486,6 +502,10 @@ class TLSLayer:
         if failure is not None:
             self._fatal_error(failure)
         elif self._transport is not None:
+            # Our close_notify goes even if the plain transport asked us to hold back
+            # (asyncio leaves it in the BIO then, and the peer sees a bare end of stream).
+            if self._outgoing.pending:
+                self._transport.write(self._outgoing.read())
             self._host.call_soon(self._transport.close)
 
     def _abort(self, exc: BaseException | None) -> None:
@@ -757,11 +777,11 @@ class TLSTransportCore:
 
     def close(self) -> None:
         """Flush, exchange ``close_notify``, then close the plain transport."""
+        # (asyncio's forgets its layer on a second close(), after which is_reading() and
+        # friends raise AttributeError; this one keeps it, and they keep answering.)
         if not self._closed:
             self._closed = True
             self._live()._start_shutdown()
-        else:
-            self._layer = None
 
     def is_reading(self) -> bool:
         return not self._live()._app_reading_paused
