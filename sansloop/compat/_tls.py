@@ -10,6 +10,7 @@ a new socket (client, server, accepted socket) or an existing transport (``start
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import warnings
@@ -65,8 +66,23 @@ class SSLProtocol(TLSLayer, asyncio.BufferedProtocol):
     def _make_app_transport(self) -> TLSTransportCore:
         return SSLTransport(self)
 
+    _handshake_start_time: float | None = None
+
     def _is_buffered(self, protocol: Any) -> bool:
         return isinstance(protocol, asyncio.BufferedProtocol)
+
+    def _log_handshake_start(self) -> None:
+        # asyncio's debug log, with the duration it reports at the end.
+        self._handshake_start_time = self._host.time()  # type: ignore[attr-defined]
+        super()._log_handshake_start()
+
+    def _log_handshake_done(self) -> None:
+        start = self._handshake_start_time
+        if start is None:
+            super()._log_handshake_done()
+            return
+        elapsed = self._host.time() - start  # type: ignore[attr-defined]
+        logging.getLogger("asyncio").debug("%r: SSL handshake took %.1f ms", self, elapsed * 1e3)
 
 
 def tls_context(ssl_arg: Any, server_side: bool, server_hostname: str | None) -> ssl.SSLContext:

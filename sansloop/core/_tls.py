@@ -251,6 +251,14 @@ class TLSLayer:
     def _is_buffered(self, protocol: Any) -> bool:
         return hasattr(protocol, "get_buffer") and hasattr(protocol, "buffer_updated")
 
+    def _log_handshake_start(self) -> None:
+        """Debug mode: the handshake begins (the compat layer adds the time)."""
+        log().debug("%r starts SSL handshake", self)
+
+    def _log_handshake_done(self) -> None:
+        """Debug mode: the handshake succeeded (the compat layer adds how long it took)."""
+        log().debug("%r: SSL handshake done", self)
+
     # -- the application side -------------------------------------------------------------
 
     def _set_app_protocol(self, protocol: Any) -> None:
@@ -286,7 +294,7 @@ class TLSLayer:
         """The plain connection (a :class:`LowerTransport`) is up: start the handshake."""
         self._transport = transport
         if self._host.get_debug():
-            log().debug("%r starts SSL handshake", self)
+            self._log_handshake_start()
         self._set_state(TLSState.DO_HANDSHAKE)
         self._handshake_timer = self._host.call_later(
             self._handshake_timeout, self._check_handshake_timeout
@@ -428,7 +436,7 @@ class TLSLayer:
             self._wake_waiter(exc)
             return
         if self._host.get_debug():
-            log().debug("%r: SSL handshake done", self)
+            self._log_handshake_done()
         self._extra.update(
             peercert=peercert,
             cipher=sslobj.cipher(),
@@ -626,27 +634,34 @@ class TLSLayer:
             self._start_shutdown()
 
     def _read_copied(self) -> None:
-        chunks: list[bytes] = []
-        chunk = b"-"
+        # Plaintext is decrypted into the receive buffer (its ciphertext is already in the
+        # incoming BIO), then handed over as one bytes object: no allocation per record.
         sslobj = self._sslobj
-        read = sslobj.read
+        read: Callable[[int, Any], int] = sslobj.read  # type: ignore[assignment]
         incoming = self._incoming
-        size = self.max_size
+        view = self._view
+        size = len(view)
+        offset = 0
+        count = 1
         try:
             while True:
-                chunk = read(size)
-                if not chunk:
+                count = read(size - offset, view[offset:])
+                if not count:
                     break
-                chunks.append(chunk)
+                offset += count
+                if offset == size:
+                    # Full, and more may wait: read again on the next turn.
+                    self._host.call_soon(self._do_read)
+                    break
                 # Nothing left to decrypt: another read would only raise SSLWantReadError
                 # (OpenSSL reads one record at a time from the BIO, none ahead).
                 if not incoming.pending and not sslobj.pending():
                     break
         except self._again:
             pass
-        if chunks:
-            self._app_protocol.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        if not chunk:  # close_notify
+        if offset:
+            self._app_protocol.data_received(bytes(view[:offset]))
+        if not count:  # close_notify
             self._call_eof_received()
             self._start_shutdown()
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import logging
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -515,6 +517,40 @@ def test_peer_vanishing_mid_stream(any_loop: asyncio.AbstractEventLoop) -> None:
         await _close(server)
 
     run(any_loop, main())
+
+
+def test_server_reports_a_failed_handshake_in_debug_mode(
+    any_loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    any_loop.set_debug(True)
+    any_loop.slow_callback_duration = 10.0  # Keep the log to what this test looks at.
+    contexts: list[dict[str, Any]] = []
+    any_loop.set_exception_handler(lambda loop, context: contexts.append(context))
+
+    async def main() -> None:
+        servers = Servers()
+        server = await Place("tcp").server(servers, ssl=server_context())
+        # A client that connects and goes away before saying anything.
+        transport, client = await Place("tcp").connect(server, Recorder, ssl=None)
+        transport.close()
+        await client.lost
+        await _until(lambda: bool(contexts))
+        (context,) = contexts
+        assert context["message"] == "Error on transport creation for incoming connection"
+        assert isinstance(context["exception"], ConnectionResetError)
+        assert context["protocol"] is servers.protocols[0]
+        assert servers.protocols[0].events == []
+        # A handshake that succeeds is logged with its duration.
+        transport, client = await Place("tcp").connect(server, Recorder, ssl=client_context())
+        transport.close()
+        await client.lost
+        await _close(server)
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        run(any_loop, main())
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.endswith("starts SSL handshake") for message in messages)
+    assert any(re.search(r": SSL handshake took [0-9.]+ ms$", message) for message in messages)
 
 
 # -- flow control ---------------------------------------------------------------------------
