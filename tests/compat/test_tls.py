@@ -670,6 +670,50 @@ def test_start_tls_upgrade(any_loop: asyncio.AbstractEventLoop, place: Place) ->
     run(any_loop, main())
 
 
+def test_tls_over_tls(any_loop: asyncio.AbstractEventLoop) -> None:
+    """start_tls over a TLS transport: two layers, as through an HTTPS proxy."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        inner_done: asyncio.Future[asyncio.Transport] = loop.create_future()
+        tasks: list[asyncio.Task[None]] = []
+
+        class Upgrader(Recorder):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+
+                async def upgrade() -> None:
+                    inner = await loop.start_tls(
+                        transport,  # type: ignore[arg-type]
+                        self,
+                        server_context(),
+                        server_side=True,
+                    )
+                    self.transport = inner
+                    inner_done.set_result(inner)
+
+                tasks.append(loop.create_task(upgrade()))
+
+        server = await Place("tcp").server(Upgrader, ssl=server_context())
+        outer, client = await Place("tcp").connect(server, Recorder, ssl=client_context())
+        inner = await loop.start_tls(outer, client, client_context(), server_hostname="localhost")
+        server_inner = await inner_done
+        assert inner is not outer
+        assert inner.get_extra_info("ssl_object") is not outer.get_extra_info("ssl_object")
+        inner.write(b"nested")
+        await _until(lambda: len(server_inner.get_protocol().data) >= 6)
+        assert server_inner.get_protocol().data == b"nested"
+        server_inner.write(b"reply")
+        await _until(lambda: len(client.data) >= 5)
+        assert client.data == b"reply"
+        inner.close()
+        await client.lost
+        outer.close()
+        await _close(server)
+
+    run(any_loop, main())
+
+
 def test_start_tls_argument_checks(any_loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
