@@ -50,7 +50,8 @@ class SSLTransport(TLSTransportCore, asyncio.Transport):
 
     def _test__append_write_backlog(self, data: bytes) -> None:
         # asyncio's test hook (test_ssl fills the backlog with it): queue without writing.
-        layer = self._live()
+        layer = self._layer
+        assert layer is not None
         layer._backlog.append(data)
         layer._backlog_size += len(data)
 

@@ -766,84 +766,104 @@ class TLSLayer:
 
 class TLSTransportCore:
     """The transport the application sees over a :class:`TLSLayer` (asyncio's
-    ``_SSLProtocolTransport``).  The compat layer mixes it with ``asyncio.Transport``."""
+    ``_SSLProtocolTransport``).  The compat layer mixes it with ``asyncio.Transport``.
+
+    Like asyncio's, a ``close()`` after the transport was closed (by the application or the
+    layer) forgets the layer: an application that keeps its transport in its protocol
+    would otherwise keep a cycle (protocol, transport, layer, protocol) alive until the
+    collector runs.  Unlike asyncio's, which then raises ``AttributeError`` from nearly every
+    method, the forgotten transport answers as a closed one: nothing is reading, nothing is
+    buffered, writes are dropped.
+    """
 
     def __init__(self, layer: TLSLayer) -> None:
         self._layer: TLSLayer | None = layer
         self._closed = False
-
-    def _live(self) -> TLSLayer:
-        layer = self._layer
-        assert layer is not None
-        return layer
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         layer = self._layer
         return default if layer is None else layer._get_extra_info(name, default)
 
     def set_protocol(self, protocol: Any) -> None:
-        self._live()._set_app_protocol(protocol)
+        if self._layer is not None:
+            self._layer._set_app_protocol(protocol)
 
     def get_protocol(self) -> Any:
-        return self._live()._app_protocol
+        return None if self._layer is None else self._layer._app_protocol
 
     def is_closing(self) -> bool:
         return self._closed
 
     def close(self) -> None:
         """Flush, exchange ``close_notify``, then close the plain transport."""
-        # (asyncio's forgets its layer on a second close(), after which is_reading() and
-        # friends raise AttributeError; this one keeps it, and they keep answering.)
         if not self._closed:
             self._closed = True
-            self._live()._start_shutdown()
+            if self._layer is not None:
+                self._layer._start_shutdown()
+        else:
+            self._layer = None
 
     def is_reading(self) -> bool:
-        return not self._live()._app_reading_paused
+        return self._layer is not None and not self._layer._app_reading_paused
 
     def pause_reading(self) -> None:
-        self._live()._pause_reading()
+        if self._layer is not None:
+            self._layer._pause_reading()
 
     def resume_reading(self) -> None:
-        self._live()._resume_reading()
+        if self._layer is not None:
+            self._layer._resume_reading()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        layer = self._live()
+        layer = self._layer
+        if layer is None:
+            flow_control_limits(high, low, _WRITE_HIGH_WATER_KIB)  # Still checked.
+            return
         layer._set_write_buffer_limits(high, low)
         layer._control_app_writing()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        layer = self._live()
+        layer = self._layer
+        if layer is None:
+            high, low = flow_control_limits(None, None, _WRITE_HIGH_WATER_KIB)
+            return (low, high)
         return (layer._write_low, layer._write_high)
 
     def get_write_buffer_size(self) -> int:
-        return self._live()._get_write_buffer_size()
+        return 0 if self._layer is None else self._layer._get_write_buffer_size()
 
     def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        layer = self._live()
+        layer = self._layer
+        if layer is None:
+            flow_control_limits(high, low, _READ_HIGH_WATER_KIB)  # Still checked.
+            return
         layer._set_read_buffer_limits(high, low)
         layer._control_lower_reading()
 
     def get_read_buffer_limits(self) -> tuple[int, int]:
-        layer = self._live()
+        layer = self._layer
+        if layer is None:
+            high, low = flow_control_limits(None, None, _READ_HIGH_WATER_KIB)
+            return (low, high)
         return (layer._read_low, layer._read_high)
 
     def get_read_buffer_size(self) -> int:
-        return self._live()._get_read_buffer_size()
+        return 0 if self._layer is None else self._layer._get_read_buffer_size()
 
     @property
     def _protocol_paused(self) -> bool:
         # loop.sendfile()'s fallback reads it.
-        return self._live()._app_writing_paused
+        return self._layer is not None and self._layer._app_writing_paused
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
-        if data:
-            self._live()._write_one(data)
+        if data and self._layer is not None:
+            self._layer._write_one(data)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        self._live()._write_appdata(list_of_data)
+        if self._layer is not None:
+            self._layer._write_appdata(list_of_data)
 
     def write_eof(self) -> None:
         """TLS has no half-close here (as in asyncio)."""

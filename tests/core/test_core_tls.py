@@ -460,18 +460,26 @@ def test_buffered_protocol_with_a_large_bytearray() -> None:
     assert app.received == payload
 
 
-def test_second_close_keeps_the_transport_usable() -> None:
+def test_second_close_forgets_the_layer_and_answers_as_closed() -> None:
     pair = Pair()
     pair.pump()
     transport = pair.capp.transport
     transport.close()
-    transport.close()
+    transport.close()  # Forgets the layer: no cycle through the application's protocol.
+    assert transport._layer is None
     assert transport.is_closing()
-    assert transport.is_reading()
+    assert not transport.is_reading()
+    transport.pause_reading()
     transport.resume_reading()
+    transport.write(b"dropped")
     assert transport.get_write_buffer_size() == 0
-    pair.pump()
+    assert transport.get_read_buffer_size() == 0
+    assert transport.get_write_buffer_limits() == (128 * 1024, 512 * 1024)
+    with pytest.raises(ValueError, match="must be >= low"):
+        transport.set_write_buffer_limits(high=1, low=2)
+    pair.pump()  # The layer goes on without it: close_notify, then the end.
     assert pair.capp.events[-1] == ("lost", None)
+    assert pair.sapp.received == b""
 
 
 def test_eof_while_application_paused_waits_for_it() -> None:
