@@ -20,9 +20,9 @@ from ._stream import StreamSink as StreamSink
 from ._stream import StreamTransportCore as StreamTransportCore
 from ._stream import Waiter as Waiter
 from ._tls import TLSLayer as TLSLayer
-from ._tls import TLSState as TLSState
-from ._tls import TLSTransportCore as TLSTransportCore
-from ._tls import check_timeouts as check_tls_timeouts
+from ._tls_states import TLSState as TLSState
+from ._tls_states import check_timeouts as check_tls_timeouts
+from ._tls_transport import TLSTransportCore as TLSTransportCore
 from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
 from ._transport import TransportCore as TransportCore
 from ._transport import TransportHost as TransportHost

@@ -31,7 +31,7 @@ Theory of operation (asyncio's ``sslproto`` behaviour, which applications depend
   the application pauses reading, ciphertext accumulates in the incoming BIO, and the plain
   transport is paused once that passes the read high-water mark.
 
-The states and the only transitions allowed between them are the table below.
+The states and the only transitions allowed between them are the table in ``_tls_states.py``.
 
 ``ssl`` is imported when the first layer is made, not with the core: importing ``ssl`` loads
 ``socket``, and ``import sansloop.core`` stays free of I/O modules.  Only its pure pieces
@@ -40,135 +40,29 @@ The states and the only transitions allowed between them are the table below.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, TransportHost, log
+from ._tls_states import (
+    READ_HIGH_WATER_KIB,
+    TRANSITIONS,
+    WRITE_HIGH_WATER_KIB,
+    AppState,
+    LowerTransport,
+    TLSHost,
+    TLSState,
+    TLSWaiter,
+    check_timeouts,
+    flow_control_limits,
+)
+from ._tls_transport import TLSTransportCore
+from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, log
 
 if TYPE_CHECKING:
     import ssl
 
-__all__ = [
-    "SSL_HANDSHAKE_TIMEOUT",
-    "SSL_SHUTDOWN_TIMEOUT",
-    "AppState",
-    "LowerTransport",
-    "TLSHost",
-    "TLSLayer",
-    "TLSState",
-    "TLSTransportCore",
-    "TLSWaiter",
-    "TimerHandle",
-    "check_timeouts",
-    "flow_control_limits",
-]
-
-#: asyncio's defaults (``asyncio.constants``), in seconds.
-SSL_HANDSHAKE_TIMEOUT: Final = 60.0
-SSL_SHUTDOWN_TIMEOUT: Final = 30.0
-#: asyncio's default high-water marks of the TLS layer, in KiB.
-_READ_HIGH_WATER_KIB: Final = 256
-_WRITE_HIGH_WATER_KIB: Final = 512
-
-
-class TLSState(enum.Enum):
-    """Where the TLS layer is (asyncio's ``SSLProtocolState``)."""
-
-    UNWRAPPED = "UNWRAPPED"
-    DO_HANDSHAKE = "DO_HANDSHAKE"
-    WRAPPED = "WRAPPED"
-    FLUSHING = "FLUSHING"
-    SHUTDOWN = "SHUTDOWN"
-
-
-class AppState(enum.Enum):
-    """What the application protocol has been told so far."""
-
-    INIT = "INIT"  # nothing yet
-    MADE = "MADE"  # connection_made
-    EOF = "EOF"  # eof_received
-    LOST = "LOST"  # connection_lost
-
-
-_S = TLSState
-
-#: The transitions allowed.  Anything may go to UNWRAPPED (the end, or a failed handshake);
-#: otherwise the layer only moves forward: handshake, data, flushing the last plaintext,
-#: exchanging close_notify.
-_TRANSITIONS: Final = frozenset(
-    {
-        (_S.UNWRAPPED, _S.DO_HANDSHAKE),
-        (_S.DO_HANDSHAKE, _S.WRAPPED),
-        (_S.WRAPPED, _S.FLUSHING),
-        (_S.FLUSHING, _S.SHUTDOWN),
-    }
-)
-
-
-def flow_control_limits(high: int | None, low: int | None, kib: int) -> tuple[int, int]:
-    """asyncio's water-mark defaults: ``high`` is ``kib`` KiB or 4 x ``low``; ``low`` high/4."""
-    if high is None:
-        high = kib * 1024 if low is None else 4 * low
-    if low is None:
-        low = high // 4
-    if not high >= low >= 0:
-        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-    return high, low
-
-
-def check_timeouts(handshake: float | None, shutdown: float | None) -> tuple[float, float]:
-    """The handshake and shutdown timeouts, defaulted; asyncio's ValueError if not positive."""
-    if handshake is None:
-        handshake = SSL_HANDSHAKE_TIMEOUT
-    elif handshake <= 0:
-        raise ValueError(f"ssl_handshake_timeout should be a positive number, got {handshake}")
-    if shutdown is None:
-        shutdown = SSL_SHUTDOWN_TIMEOUT
-    elif shutdown <= 0:
-        raise ValueError(f"ssl_shutdown_timeout should be a positive number, got {shutdown}")
-    return handshake, shutdown
-
-
-class TimerHandle(Protocol):
-    """What ``call_later`` returns: a timer that can be cancelled."""
-
-    def cancel(self) -> None: ...
-
-
-class TLSHost(TransportHost, Protocol):
-    """The loop, as the TLS layer uses it: the transport host plus timers."""
-
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any: ...
-
-
-class TLSWaiter(Protocol):
-    """A future woken when the handshake ends (the connect call or ``start_tls`` awaits it)."""
-
-    def cancelled(self) -> bool: ...
-
-    def set_result(self, result: None) -> None: ...
-
-    def set_exception(self, exc: BaseException) -> None: ...
-
-
-class LowerTransport(Protocol):
-    """The plain stream transport the ciphertext travels on."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
-
-    def _force_close(self, exc: BaseException | None) -> None: ...
+__all__ = ["TLSLayer", "TLSTransportCore"]
 
 
 class TLSLayer:
@@ -233,8 +127,8 @@ class TLSLayer:
         self._app_reading_paused = False  # the application paused reading
         self._lower_reading_paused = False  # we paused the plain transport
         self._app_writing_paused = False  # we paused the application
-        self._read_high, self._read_low = flow_control_limits(None, None, _READ_HIGH_WATER_KIB)
-        self._write_high, self._write_low = flow_control_limits(None, None, _WRITE_HIGH_WATER_KIB)
+        self._read_high, self._read_low = flow_control_limits(None, None, READ_HIGH_WATER_KIB)
+        self._write_high, self._write_low = flow_control_limits(None, None, WRITE_HIGH_WATER_KIB)
         self._app_protocol: Any = None
         self._app_buffered = False
         self._set_app_protocol(app_protocol)
@@ -284,7 +178,7 @@ class TLSLayer:
         return default
 
     def _set_state(self, new: TLSState) -> None:
-        if new is not TLSState.UNWRAPPED and (self._state, new) not in _TRANSITIONS:
+        if new is not TLSState.UNWRAPPED and (self._state, new) not in TRANSITIONS:
             raise RuntimeError(f"cannot switch state from {self._state} to {new}")
         self._state = new
 
@@ -706,7 +600,7 @@ class TLSLayer:
             )
 
     def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._write_high, self._write_low = flow_control_limits(high, low, _WRITE_HIGH_WATER_KIB)
+        self._write_high, self._write_low = flow_control_limits(high, low, WRITE_HIGH_WATER_KIB)
 
     def _pause_reading(self) -> None:
         self._app_reading_paused = True
@@ -738,7 +632,7 @@ class TLSLayer:
             transport.resume_reading()
 
     def _set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._read_high, self._read_low = flow_control_limits(high, low, _READ_HIGH_WATER_KIB)
+        self._read_high, self._read_low = flow_control_limits(high, low, READ_HIGH_WATER_KIB)
 
     def _get_read_buffer_size(self) -> int:
         return self._incoming.pending
@@ -762,121 +656,3 @@ class TLSLayer:
                     "protocol": self,
                 }
             )
-
-
-class TLSTransportCore:
-    """The transport the application sees over a :class:`TLSLayer` (asyncio's
-    ``_SSLProtocolTransport``).  The compat layer mixes it with ``asyncio.Transport``.
-
-    Like asyncio's, a ``close()`` after the transport was closed (by the application or the
-    layer) forgets the layer: an application that keeps its transport in its protocol
-    would otherwise keep a cycle (protocol, transport, layer, protocol) alive until the
-    collector runs.  Unlike asyncio's, which then raises ``AttributeError`` from nearly every
-    method, the forgotten transport answers as a closed one: nothing is reading, nothing is
-    buffered, writes are dropped.
-    """
-
-    def __init__(self, layer: TLSLayer) -> None:
-        self._layer: TLSLayer | None = layer
-        self._closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        layer = self._layer
-        return default if layer is None else layer._get_extra_info(name, default)
-
-    def set_protocol(self, protocol: Any) -> None:
-        if self._layer is not None:
-            self._layer._set_app_protocol(protocol)
-
-    def get_protocol(self) -> Any:
-        return None if self._layer is None else self._layer._app_protocol
-
-    def is_closing(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        """Flush, exchange ``close_notify``, then close the plain transport."""
-        if not self._closed:
-            self._closed = True
-            if self._layer is not None:
-                self._layer._start_shutdown()
-        else:
-            self._layer = None
-
-    def is_reading(self) -> bool:
-        return self._layer is not None and not self._layer._app_reading_paused
-
-    def pause_reading(self) -> None:
-        if self._layer is not None:
-            self._layer._pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._layer is not None:
-            self._layer._resume_reading()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        layer = self._layer
-        if layer is None:
-            flow_control_limits(high, low, _WRITE_HIGH_WATER_KIB)  # Still checked.
-            return
-        layer._set_write_buffer_limits(high, low)
-        layer._control_app_writing()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        layer = self._layer
-        if layer is None:
-            high, low = flow_control_limits(None, None, _WRITE_HIGH_WATER_KIB)
-            return (low, high)
-        return (layer._write_low, layer._write_high)
-
-    def get_write_buffer_size(self) -> int:
-        return 0 if self._layer is None else self._layer._get_write_buffer_size()
-
-    def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        layer = self._layer
-        if layer is None:
-            flow_control_limits(high, low, _READ_HIGH_WATER_KIB)  # Still checked.
-            return
-        layer._set_read_buffer_limits(high, low)
-        layer._control_lower_reading()
-
-    def get_read_buffer_limits(self) -> tuple[int, int]:
-        layer = self._layer
-        if layer is None:
-            high, low = flow_control_limits(None, None, _READ_HIGH_WATER_KIB)
-            return (low, high)
-        return (layer._read_low, layer._read_high)
-
-    def get_read_buffer_size(self) -> int:
-        return 0 if self._layer is None else self._layer._get_read_buffer_size()
-
-    @property
-    def _protocol_paused(self) -> bool:
-        # loop.sendfile()'s fallback reads it.
-        return self._layer is not None and self._layer._app_writing_paused
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
-        if data and self._layer is not None:
-            self._layer._write_one(data)
-
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        if self._layer is not None:
-            self._layer._write_appdata(list_of_data)
-
-    def write_eof(self) -> None:
-        """TLS has no half-close here (as in asyncio)."""
-        raise NotImplementedError
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def abort(self) -> None:
-        """Close at once: buffered data is dropped."""
-        self._force_close(None)
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        self._closed = True
-        if self._layer is not None:
-            self._layer._abort(exc)
