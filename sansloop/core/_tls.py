@@ -62,7 +62,7 @@ from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES, log
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["TLSLayer", "TLSTransportCore"]
+__all__ = ["TLSLayer"]
 
 
 class TLSLayer:
@@ -72,7 +72,7 @@ class TLSLayer:
     receives straight into :meth:`get_buffer`) and supplies :meth:`_make_app_transport`.
     """
 
-    #: Bytes asked of each receive, and of each ``SSLObject.read``.
+    #: Bytes asked of each receive; plaintext is decrypted into the same buffer.
     max_size = 256 * 1024
 
     def __init__(
