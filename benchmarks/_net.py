@@ -99,11 +99,14 @@ async def _close_server(server: asyncio.AbstractServer) -> None:
 
 
 def _streams_echo(
-    clients: int, unix: bool = False
+    clients: int, unix: bool = False, tls: bool = False
 ) -> Callable[[asyncio.AbstractEventLoop, int], float]:
-    """``n`` request/response round trips through StreamReader/StreamWriter, over ``clients``."""
+    """``n`` request/response round trips through StreamReader/StreamWriter, over ``clients``
+    (over TLS if ``tls``)."""
 
     def run(loop: asyncio.AbstractEventLoop, n: int) -> float:
+        server_ssl, client_ssl = _tls_contexts() if tls else (None, None)
+        hostname = "localhost" if tls else None
         per_client = n // clients
         handlers: list[asyncio.Future[None]] = []
 
@@ -134,17 +137,27 @@ def _streams_echo(
             pairs: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
             if unix:
                 path = os.path.join(stack.enter_context(tempfile.TemporaryDirectory()), "echo")
-                server = await asyncio.start_unix_server(handle, path)
+                server = await asyncio.start_unix_server(handle, path, ssl=server_ssl)
             else:
-                server = await asyncio.start_server(handle, "127.0.0.1", 0)
+                server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ssl)
             stack.push_async_callback(_close_server, server)
             stack.push_async_callback(_settle, handlers)
             stack.push_async_callback(_close_writers, pairs)
             for _ in range(clients):
                 if unix:
-                    pairs.append(await asyncio.open_unix_connection(path))
+                    pairs.append(
+                        await asyncio.open_unix_connection(
+                            path, ssl=client_ssl, server_hostname=hostname
+                        )
+                    )
                 else:
-                    pairs.append(await asyncio.open_connection(*server.sockets[0].getsockname()))
+                    pairs.append(
+                        await asyncio.open_connection(
+                            *server.sockets[0].getsockname(),
+                            ssl=client_ssl,
+                            server_hostname=hostname,
+                        )
+                    )
 
             async def work() -> None:
                 await asyncio.gather(*(client(r, w) for r, w in pairs))
@@ -275,15 +288,18 @@ _BLOCK = bytes(os.urandom(64 * 1024))
 class _Sink(_Tracked, asyncio.Protocol):
     """Counts and checksums everything it receives until EOF."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int | None = None) -> None:
         super().__init__()
         self.size = 0
         self.checksum = 1
+        self.expected = expected  # Done at this size (TLS has no EOF of its own to send).
         self.done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.size += len(data)
         self.checksum = zlib.adler32(data, self.checksum)
+        if self.size == self.expected and not self.done.done():
+            self.done.set_result((self.size, self.checksum))
 
     def eof_received(self) -> None:
         if not self.done.done():
@@ -298,17 +314,18 @@ class _Sink(_Tracked, asyncio.Protocol):
 class _Source(_Tracked, asyncio.Protocol):
     """Writes ``blocks`` blocks as fast as flow control lets it, then EOF."""
 
-    def __init__(self, blocks: int) -> None:
+    def __init__(self, blocks: int, eof: bool = True) -> None:
         super().__init__()
         self.blocks = blocks
         self.paused = False
+        self.eof = eof
 
     def pump(self) -> None:
         write = self.transport.write
         while self.blocks and not self.paused:
             self.blocks -= 1
             write(_BLOCK)
-        if not self.blocks:
+        if not self.blocks and self.eof:
             self.transport.write_eof()
 
     def pause_writing(self) -> None:
@@ -319,29 +336,33 @@ class _Source(_Tracked, asyncio.Protocol):
         self.pump()
 
 
-def tcp_bulk(loop: asyncio.AbstractEventLoop, mib: int) -> float:
+def tcp_bulk(loop: asyncio.AbstractEventLoop, mib: int, tls: bool = False) -> float:
     """``mib`` MiB one way through one connection, with flow control; length and adler32."""
     blocks = mib * 1024 * 1024 // len(_BLOCK)
     expected_size = blocks * len(_BLOCK)
     expected_checksum = _stream_checksum(blocks)
+    server_ssl, client_ssl = _tls_contexts() if tls else (None, None)
 
     async def setup(stack: contextlib.AsyncExitStack) -> Callable[[], Awaitable[None]]:
         peers: list[_Tracked] = []
         sinks: list[_Sink] = []
 
         def make_sink() -> _Sink:
-            sinks.append(_Sink())
+            sinks.append(_Sink(expected_size if tls else None))
             peers.append(sinks[-1])
             return sinks[-1]
 
-        server = await loop.create_server(make_sink, "127.0.0.1", 0)
+        server = await loop.create_server(make_sink, "127.0.0.1", 0, ssl=server_ssl)
         stack.push_async_callback(_close_server, server)  # after the connections (LIFO)
         stack.push_async_callback(_close_all, peers)
         _, source = await loop.create_connection(
-            lambda: _Source(blocks), *server.sockets[0].getsockname()
+            lambda: _Source(blocks, eof=not tls),
+            *server.sockets[0].getsockname(),
+            ssl=client_ssl,
+            server_hostname="localhost" if tls else None,
         )
         peers.append(source)
-        while not sinks:
+        while not sinks or getattr(sinks[0], "transport", None) is None:
             await asyncio.sleep(0)
 
         async def work() -> None:
@@ -368,6 +389,30 @@ def _stream_checksum(blocks: int) -> int:
             checksum = zlib.adler32(_BLOCK, checksum)
         _CHECKSUMS[blocks] = checksum
     return _CHECKSUMS[blocks]
+
+
+def tls_bulk(loop: asyncio.AbstractEventLoop, mib: int) -> float:
+    """:func:`tcp_bulk` over TLS."""
+    return tcp_bulk(loop, mib, tls=True)
+
+
+_CONTEXTS: list[tuple[Any, Any]] = []
+
+
+def _tls_contexts() -> tuple[Any, Any]:
+    """A server and a client ``SSLContext`` for ``localhost``, from a test CA (made once)."""
+    if not _CONTEXTS:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost").configure_cert(server)
+        client = ssl.create_default_context()
+        ca.configure_trust(client)
+        _CONTEXTS.append((server, client))
+    return _CONTEXTS[0]
 
 
 # -- UDP -----------------------------------------------------------------------------------
@@ -485,6 +530,29 @@ def net_workloads() -> tuple[Workload, ...]:
             "net",
         ),
     ]
+    try:
+        import trustme  # noqa: F401 - the TLS workloads make their certificates with it
+    except ImportError:
+        pass
+    else:
+        rows += [
+            Workload(
+                "tls_echo_streams_1",
+                "streams API echo of 100-byte messages over TLS, 1 client",
+                _streams_echo(1, tls=True),
+                10_000,
+                300,
+                "net",
+            ),
+            Workload(
+                "tls_bulk",
+                "MiB through one TLS connection with flow control, length and adler32 checked",
+                tls_bulk,
+                256,
+                8,
+                "net",
+            ),
+        ]
     if hasattr(socket, "AF_UNIX"):
         rows.append(
             Workload(

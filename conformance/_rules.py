@@ -29,7 +29,6 @@ Version = tuple[int, int]
 
 #: What each kind of exclusion means.  "not yet applicable" kinds go away as features land.
 KINDS = {
-    "tls": "not yet applicable: needs TLS (issue 5)",
     "child-watcher": (
         "tests asyncio's process-wide child watchers, which sansloop loops do not consult: "
         "each loop reaps its own children (a pidfd or a waiter thread per child)"
@@ -87,6 +86,8 @@ _MODULES: dict[str, Version] = {
     "test_sendfile": (3, 11),
     "test_unix_events": (3, 11),
     "test_subprocess": (3, 11),
+    "test_ssl": (3, 11),
+    "test_sslproto": (3, 11),
     "test_staggered": (3, 13),
 }
 
@@ -223,8 +224,10 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             f"{_TWIN_SELECTOR}.test_create_server_soreuseport_only_defined",
         ),
         *_rules(
-            "tls",
-            "create_connection(ssl=...)",
+            "private",
+            "replaces BaseEventLoop._make_ssl_transport() with a mock and asserts on its "
+            "arguments; create_connection(ssl=True) defaulting server_hostname to the host is "
+            "checked in tests/compat/test_tls.py test_server_hostname_defaults_to_host",
             f"{_TWIN_SELECTOR}.test_create_connection_ssl_server_hostname_default",
         ),
         *_rules(
@@ -250,14 +253,6 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "EPollEventLoopTests.*",
             "KqueueEventLoopTests.*",
             optional=True,  # each selector class exists on some platforms only
-        ),
-        *_rules(
-            "tls",
-            "TLS over TCP and Unix sockets",
-            f"{_TWINS_EVENTS}.test_create_ssl_*",
-            f"{_TWINS_EVENTS}.test_create_server_ssl*",
-            f"{_TWINS_EVENTS}.test_create_unix_server_ssl*",
-            f"{_TWINS_EVENTS}.test_ssl_connect_accepted_socket",
         ),
         *_rules(
             "private",
@@ -290,15 +285,7 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             optional=True,  # each selector class exists on some platforms only
         ),
     ],
-    "test_streams": [
-        *_rules(
-            "tls",
-            "open_connection(ssl=...) and StreamWriter.start_tls()",
-            "StreamTests.test_open_connection_no_loop_ssl",
-            "StreamTests.test_open_unix_connection_no_loop_ssl",
-            "StreamTests.test_start_tls",
-        ),
-    ],
+    "test_streams": [],
     "test_sendfile": [
         *_rules(
             "cpython-loop",
@@ -311,7 +298,16 @@ EXCLUSIONS: dict[str, list[Rule]] = {
             "ProactorEventLoopTests.*",
             optional=True,  # each selector class exists on some platforms only
         ),
-        *_rules("tls", "sendfile() over a TLS transport", "Sansloop*EventLoopTests.*_ssl*"),
+    ],
+    "test_sslproto": [
+        *_rules(
+            "cpython-loop",
+            "builds asyncio.SelectorEventLoop (or ProactorEventLoop); SansloopStartTLSTests "
+            "runs the same tests on sansloop",
+            "SelectorStartTLSTests.*",
+            "ProactorStartTLSTests.*",
+            optional=True,  # the Proactor class exists on Windows only
+        ),
     ],
     "test_server": [
         *_rules(

@@ -4,7 +4,8 @@ Most modules get their loops from the policy or from ``test_utils.TestLoop``, wh
 already replaces.  The rest build a CPython loop class by hand; for them:
 
 * ``test_events``, ``test_base_events``, ``test_sock_lowlevel``, ``test_sendfile``,
-  ``test_server``, ``test_buffered_proto`` and ``test_unix_events``: sansloop *twins* of the
+  ``test_server``, ``test_buffered_proto``, ``test_sslproto`` and ``test_unix_events``:
+  sansloop *twins* of the
   classes that test one CPython loop class, sharing their test methods but building
   ``sansloop.EventLoop``.  The CPython originals are excluded by rule (they test CPython's
   loops, not sansloop).
@@ -250,6 +251,7 @@ _ADAPTERS = {
     "test_buffered_proto": _new_loop_twin(
         "BufferedProtocolSelectorTests", "SansloopBufferedProtocolTests"
     ),
+    "test_sslproto": _new_loop_twin("SelectorStartTLSTests", "SansloopStartTLSTests"),
     "test_unix_events": _test_unix_events,
     "test_runners": _test_runners,
     "test_pep492": _test_pep492,

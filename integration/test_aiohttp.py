@@ -17,12 +17,14 @@ from aiohttp import web  # noqa: E402
 _PEERS = web.AppKey("peers", set)
 
 
-async def _started(app: Any) -> tuple[Any, str]:
+async def _started(app: Any, ssl_context: Any = None) -> tuple[Any, str]:
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if ssl_context is not None:
+        return runner, f"https://localhost:{port}"
     return runner, f"http://127.0.0.1:{port}"
 
 
@@ -184,6 +186,48 @@ def test_many_concurrent_requests_reuse_connections(run: Any) -> None:
                 assert answers == [f"hello {i}" for i in range(500)]
             # Keep-alive: 500 requests came over at most 10 connections.
             assert 1 <= len(app[_PEERS]) <= 10
+        finally:
+            await runner.cleanup()
+
+    run(main())
+
+
+def test_https_client_and_server(run: Any) -> None:
+    """HTTPS and wss:// between aiohttp's client and server, certificates from a test CA."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def whoami(request: Any) -> Any:
+        assert_on_the_right_loop()
+        ssl_object = request.transport.get_extra_info("ssl_object")
+        return web.Response(text=ssl_object.version() if ssl_object else "plain")
+
+    async def main() -> None:
+        app = _app()
+        app.router.add_get("/tls", whoami)
+        runner, url = await _started(app, server_ctx)
+        try:
+            connector = aiohttp.TCPConnector(ssl=client_ctx)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get(url + "/tls") as response:
+                    assert (await response.text()).startswith("TLSv1")
+                body = os.urandom(5_000_000)
+                async with session.post(url + "/echo", data=body) as response:
+                    assert await response.read() == body
+                async with session.ws_connect(url + "/ws") as ws:
+                    await ws.send_str("secure")
+                    assert (await ws.receive_str()) == "SECURE"
+                    await ws.close()
+            # A client that does not trust the CA is refused.
+            async with aiohttp.ClientSession() as session:
+                with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                    await session.get(url + "/tls")
         finally:
             await runner.cleanup()
 

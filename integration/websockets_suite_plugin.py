@@ -6,11 +6,10 @@ policy, so installing sansloop's policy at start-up makes them sansloop loops; t
 added to each test's set-up then proves it from inside the running loop.
 
 Collected but not run:
-- tests that need TLS, while sansloop's ``ssl=`` raises ``NotImplementedError`` (listed in
-  ``TLS_TESTS``, skipped on both loops so the counts compare);
 - the HTTPS-proxy tests that fail on stock asyncio too here (``BROKEN_HERE``);
 - tests that never start a loop (the sans-IO parts of ``tests/legacy``: framing, handshake,
   auth header parsing), deselected: they would pass the same on any loop.
+The TLS tests run (on both loops) since sansloop has TLS.
 """
 
 from __future__ import annotations
@@ -24,34 +23,11 @@ import pytest
 from loopmode import MODE, assert_on_the_right_loop, install_policy
 from websockets_suite import SUITE_VERSION
 
-__all__ = ["BROKEN_HERE", "BROKEN_HERE_REASON", "TLS_REASON", "TLS_TESTS"]
-
-TLS_REASON = "needs TLS: sansloop's ssl= raises NotImplementedError until TLS lands"
-
-# Node ids relative to the suite's folder; a class name covers all its tests.  Each one
-# passes ssl= (an SSLContext, or True) to a server or a connection it then uses.
-TLS_TESTS: tuple[str, ...] = (
-    "tests/asyncio/test_client.py::SecureClientTests",
-    "tests/asyncio/test_client.py::SocksProxyClientTests::test_secure_socks_proxy",
-    "tests/asyncio/test_client.py::HTTPProxyClientTests::test_secure_http_proxy",
-    "tests/asyncio/test_client.py::UnixClientTests::test_secure_connection",
-    "tests/asyncio/test_client.py::UnixClientTests::test_set_server_hostname",
-    "tests/asyncio/test_router.py::RouterTests::test_secure_redirect",
-    "tests/asyncio/test_server.py::SecureServerTests",
-    "tests/asyncio/test_server.py::SecureUnixServerTests",
-    "tests/legacy/test_client_server.py::ClientServerTests::test_redirect_secure",
-    "tests/legacy/test_client_server.py::SecureClientServerTests",
-)
-# In a TLS class, but refused with ValueError/TypeError before any socket is made: they run.
-_NOT_TLS: tuple[str, ...] = (
-    "tests/legacy/test_client_server.py::SecureClientServerTests::test_compression_unsupported_server",
-    "tests/legacy/test_client_server.py::SecureClientServerTests::test_invalid_subprotocol_server",
-)
+__all__ = ["BROKEN_HERE", "BROKEN_HERE_REASON"]
 
 # Fail on stock asyncio as well, on this project's machines: mitmproxy 11.0.2 (the last
 # release for Python 3.11) cannot finish the TLS handshake its HTTPS proxy mode makes with the
-# client ("Client TLS handshake failed ... connection type not set" from OpenSSL).  They also
-# need TLS from the loop.
+# client ("Client TLS handshake failed ... connection type not set" from OpenSSL).
 BROKEN_HERE_REASON = "fails on stock asyncio too: mitmproxy 11.0.2's HTTPS proxy handshake"
 BROKEN_HERE: tuple[str, ...] = tuple(
     f"tests/asyncio/test_client.py::HTTPProxyClientTests::{name}"
@@ -88,13 +64,6 @@ def _suite_id(item: pytest.Item) -> str:
     while (root / "__init__.py").exists():
         root = root.parent
     return "::".join([item.path.relative_to(root).as_posix(), *item.nodeid.split("::")[1:]])
-
-
-def _is_tls(item: pytest.Item) -> bool:
-    node = _suite_id(item)
-    if node in _NOT_TLS:
-        return False
-    return any(node == name or node.startswith(name + "::") for name in TLS_TESTS)
 
 
 def _check_in_async_set_up(cls: type[unittest.IsolatedAsyncioTestCase]) -> None:
@@ -163,8 +132,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         assert cls is not None
         if _suite_id(item) in BROKEN_HERE:
             item.add_marker(pytest.mark.skip(reason=BROKEN_HERE_REASON))
-        elif _is_tls(item):
-            item.add_marker(pytest.mark.skip(reason=TLS_REASON))
         _add_the_check(cls)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -3,8 +3,8 @@
 
 asyncio's argument rules and error messages, per Python version; the address resolution,
 local binding, interleaving and Happy Eyeballs racing of ``BaseEventLoop``; and a socket
-transport over whatever channel the loop's driver opens.  TLS is not here yet: a true ``ssl``
-argument raises ``NotImplementedError`` after the other arguments are checked.
+transport over whatever channel the loop's driver opens; with ``ssl``, the core's TLS layer
+over that transport (``compat/_tls.py``), the call returning once the handshake is done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from asyncio import staggered
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sansloop.core import check_tls_timeouts
+
 from ._resolve import ensure_resolved
 from ._socket_factory import new_socket
+from ._tls import make_tls_transport
 from ._transports import SocketTransport
 
 try:
@@ -38,7 +41,6 @@ __all__ = [
     "check_ssl_socket",
     "interleave_addrinfos",
     "make_transport",
-    "reject_tls",
 ]
 
 logger = logging.getLogger("asyncio")
@@ -61,14 +63,6 @@ def check_ssl_arguments(
         raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-
-
-def reject_tls(method: str) -> None:
-    """TLS has not landed: say so plainly instead of connecting in the clear."""
-    raise NotImplementedError(
-        f"sansloop does not implement TLS yet: loop.{method}() cannot take ssl= "
-        "(see 'Limitations' in sansloop's README)"
-    )
 
 
 def interleave_addrinfos(infos: list[_AddrInfo], first_family_count: int = 1) -> list[_AddrInfo]:
@@ -100,13 +94,37 @@ def make_transport(
 
 
 async def _connection_transport(
-    loop: EventLoop, sock: socket.socket, protocol_factory: _ProtocolFactory
+    loop: EventLoop,
+    sock: socket.socket,
+    protocol_factory: _ProtocolFactory,
+    ssl: Any = None,
+    server_hostname: str | None = None,
+    server_side: bool = False,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-    """Wrap connected ``sock``; wait until ``connection_made`` ran (close on failure)."""
+    """Wrap connected ``sock``; wait until ``connection_made`` ran (close on failure).
+
+    With ``ssl`` that is once the TLS handshake is done: its failure is raised here.
+    """
     sock.setblocking(False)
     protocol = protocol_factory()
     waiter = loop.create_future()
-    transport = make_transport(loop, sock, protocol, waiter)
+    transport: asyncio.Transport
+    if ssl:
+        transport = make_tls_transport(
+            loop,
+            sock,
+            protocol,
+            ssl,
+            waiter,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+    else:
+        transport = make_transport(loop, sock, protocol, waiter)
     try:
         await waiter
     except BaseException:
@@ -199,13 +217,18 @@ async def create_connection(
         raise TypeError("create_connection() got an unexpected keyword argument 'all_errors'")
     if server_hostname is not None and not ssl:
         raise ValueError("server_hostname is only meaningful with ssl")
-    if server_hostname is None and ssl and not host:
-        raise ValueError("You must set server_hostname when using ssl without a host")
+    if server_hostname is None and ssl:
+        # The host name is checked against the certificate unless server_hostname says
+        # otherwise ('' skips the check).
+        if not host:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        server_hostname = host
     check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if ssl:
+        # asyncio checks these once connected (and leaves its socket open): earlier here.
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         check_ssl_socket(sock)
-    if ssl:
-        reject_tls("create_connection")
     if happy_eyeballs_delay is not None and interleave is None:
         interleave = 1  # Happy Eyeballs alternates families by default (RFC 8305).
 
@@ -257,7 +280,15 @@ async def create_connection(
             # AF_UNIX stream sockets are welcome too, as in asyncio.
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
 
-    transport, protocol = await _connection_transport(self, sock, protocol_factory)
+    transport, protocol = await _connection_transport(
+        self,
+        sock,
+        protocol_factory,
+        ssl,
+        server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
     if self._debug:
         logger.debug(
             "%r connected to %s:%r: (%r, %r)",
@@ -287,12 +318,12 @@ async def create_unix_connection(
     if ssl:
         if server_hostname is None:
             raise ValueError("you have to pass server_hostname when using ssl")
+        # asyncio checks these once connected (and leaves its socket open): earlier here.
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
     else:
         if server_hostname is not None:
             raise ValueError("server_hostname is only meaningful with ssl")
         check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    if ssl:
-        reject_tls("create_unix_connection")
     if path is not None:
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
@@ -310,7 +341,15 @@ async def create_unix_connection(
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         sock.setblocking(False)
-    return await _connection_transport(self, sock, protocol_factory)
+    return await _connection_transport(
+        self,
+        sock,
+        protocol_factory,
+        ssl,
+        server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
 
 
 async def connect_accepted_socket(
@@ -326,10 +365,19 @@ async def connect_accepted_socket(
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
     check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    check_ssl_socket(sock)
     if ssl:
-        reject_tls("connect_accepted_socket")
-    transport, protocol = await _connection_transport(self, sock, protocol_factory)
+        check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+    check_ssl_socket(sock)
+    transport, protocol = await _connection_transport(
+        self,
+        sock,
+        protocol_factory,
+        ssl,
+        "",
+        server_side=True,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
     if self._debug:
         logger.debug(
             "%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol

@@ -41,7 +41,7 @@ from ._sendfile import SENDFILE_METHODS
 from ._servers import SERVER_METHODS
 from ._sockets import SOCKET_METHODS
 from ._subprocess import SUBPROCESS_METHODS
-from ._unimplemented import UNIMPLEMENTED
+from ._tls import TLS_METHODS
 
 __all__ = ["EventLoop"]
 
@@ -732,10 +732,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         return result
 
 
-# The I/O methods whose features have not landed: each raises a clear NotImplementedError.
-# Readiness callbacks and socket operations live in their own modules.
+# The I/O methods, each family in its own module.
 _METHODS = {
-    **UNIMPLEMENTED,
     **READINESS_METHODS,
     **SOCKET_METHODS,
     **CONNECTION_METHODS,
@@ -744,6 +742,7 @@ _METHODS = {
     **SENDFILE_METHODS,
     **PIPE_METHODS,
     **SUBPROCESS_METHODS,
+    **TLS_METHODS,
 }
 for _name, _method in _METHODS.items():
     setattr(EventLoop, _name, _method)

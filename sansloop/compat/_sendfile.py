@@ -29,7 +29,7 @@ from asyncio import constants
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from sansloop.core import StreamTransportCore
+from sansloop.core import StreamTransportCore, TLSTransportCore
 
 from ._readiness import ensure_fd_no_transport
 from ._transports import SocketTransport
@@ -421,7 +421,9 @@ class _FallbackProtocol(asyncio.Protocol):
 
     def __init__(self, loop: EventLoop, transp: Any) -> None:
         # asyncio's check; sansloop's own transports keep their flow control in the core.
-        if not isinstance(transp, (StreamTransportCore, asyncio.transports._FlowControlMixin)):
+        if not isinstance(
+            transp, (StreamTransportCore, TLSTransportCore, asyncio.transports._FlowControlMixin)
+        ):
             raise TypeError("transport should be _FlowControlMixin instance")
         self._loop = loop
         self._transport: Any = transp

@@ -24,9 +24,10 @@ from asyncio import trsock
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._connections import check_ssl_arguments, check_ssl_socket, make_transport, reject_tls
+from ._connections import check_ssl_arguments, check_ssl_socket, make_transport
 from ._resolve import HAS_IPV6, ensure_resolved
 from ._socket_factory import driver_owns_sockets, new_socket
+from ._tls import make_tls_transport
 from ._transports import stream_driver
 from ._unix_paths import remove_stale_socket
 
@@ -56,6 +57,9 @@ class Server(asyncio.AbstractServer):
         protocol_factory: _ProtocolFactory,
         backlog: int,
         cleanup: dict[socket.socket, int] | None = None,
+        ssl_context: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
     ) -> None:
         self._loop = loop
         self._sockets: list[socket.socket] | None = sockets
@@ -65,10 +69,10 @@ class Server(asyncio.AbstractServer):
         self._protocol_factory = protocol_factory
         self._backlog = backlog
         # asyncio's Server has these, and libraries read them (websockets' test helpers pick
-        # ws:// or wss:// from _ssl_context); TLS (issue 5) will fill them in.
-        self._ssl_context: Any = None
-        self._ssl_handshake_timeout: float | None = None
-        self._ssl_shutdown_timeout: float | None = None
+        # ws:// or wss:// from _ssl_context).
+        self._ssl_context: Any = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
         self._listeners: dict[socket.socket, StreamListener] = {}
@@ -119,20 +123,59 @@ class Server(asyncio.AbstractServer):
         protocol = None
         try:
             protocol = self._protocol_factory()
-            make_transport(loop, conn, protocol, extra={"peername": address}, server=self)
+            extra = {"peername": address}
+            if self._ssl_context:
+                self._accept_tls(conn, protocol, extra)
+            else:
+                make_transport(loop, conn, protocol, extra=extra, server=self)
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise
         except BaseException as exc:
             conn.close()
-            if loop._debug:
-                context: dict[str, Any] = {
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc,
-                }
-                if protocol is not None:
-                    context["protocol"] = protocol
-                loop.call_exception_handler(context)
+            self._creation_failed(exc, protocol)
+
+    def _creation_failed(self, exc: BaseException, protocol: Any, transport: Any = None) -> None:
+        """asyncio reports a connection that could not be set up only in debug mode."""
+        if self._loop._debug:
+            context: dict[str, Any] = {
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc,
+            }
+            if protocol is not None:
+                context["protocol"] = protocol
+            if transport is not None:
+                context["transport"] = transport
+            self._loop.call_exception_handler(context)
+
+    def _accept_tls(
+        self, conn: socket.socket, protocol: asyncio.BaseProtocol, extra: dict[str, Any]
+    ) -> None:
+        """Server-side TLS over the accepted ``conn``; a failed handshake closes it."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        transport = make_tls_transport(
+            self._loop,
+            conn,
+            protocol,
+            self._ssl_context,
+            waiter,
+            server_side=True,
+            extra=extra,
+            server=self,
+            ssl_handshake_timeout=self._ssl_handshake_timeout,
+            ssl_shutdown_timeout=self._ssl_shutdown_timeout,
+        )
+
+        def handshake_done(waiter: asyncio.Future[None]) -> None:
+            if waiter.cancelled():
+                transport.close()
+                return
+            exc = waiter.exception()
+            if exc is not None:
+                transport.close()
+                self._creation_failed(exc, protocol, transport)
+
+        waiter.add_done_callback(handshake_done)
 
     def _accept_failed(self, sock: socket.socket, exc: OSError) -> None:
         if exc.errno not in _OUT_OF_RESOURCES:
@@ -382,8 +425,6 @@ async def create_server(
     _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         check_ssl_socket(sock)
-    if ssl is not None:
-        reject_tls("create_server")
     self._check_closed()
     stream_driver(self)
     if host is not None or port is not None:
@@ -400,7 +441,15 @@ async def create_server(
         sockets = [sock]
     for listening in sockets:
         listening.setblocking(False)
-    server = Server(self, sockets, protocol_factory, backlog)
+    server = Server(
+        self,
+        sockets,
+        protocol_factory,
+        backlog,
+        ssl_context=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
     if start_serving:
         server._start_serving()
         await asyncio.sleep(0)
@@ -454,8 +503,6 @@ async def create_unix_server(
     elif cleanup_socket is None:
         cleanup_socket = True
     _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    if ssl is not None:
-        reject_tls("create_unix_server")
     self._check_closed()
     stream_driver(self)
     if path is not None:
@@ -476,7 +523,16 @@ async def create_unix_server(
             except FileNotFoundError:
                 pass
     sock.setblocking(False)
-    server = Server(self, [sock], protocol_factory, backlog, cleanup)
+    server = Server(
+        self,
+        [sock],
+        protocol_factory,
+        backlog,
+        cleanup,
+        ssl_context=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
     if start_serving:
         server._start_serving()
         await asyncio.sleep(0)

@@ -127,6 +127,8 @@ class SocketTransport(SocketOwner, StreamTransportCore, asyncio.Transport):
 
     #: loop.sendfile() may use os.sendfile() on the socket once the buffer drained.
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    #: loop.start_tls() may put a TLS layer over it.
+    _start_tls_compatible = True
 
     def __init__(
         self,

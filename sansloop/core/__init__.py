@@ -23,6 +23,11 @@ from ._stream import StreamChannel as StreamChannel
 from ._stream import StreamSink as StreamSink
 from ._stream import StreamTransportCore as StreamTransportCore
 from ._stream import Waiter as Waiter
+from ._tls import TLSLayer as TLSLayer
+from ._tls_states import SSLHandshakeTimeout as SSLHandshakeTimeout
+from ._tls_states import TLSState as TLSState
+from ._tls_states import check_timeouts as check_tls_timeouts
+from ._tls_transport import TLSTransportCore as TLSTransportCore
 from ._transport import LOG_THRESHOLD_FOR_CONNLOST_WRITES as LOG_THRESHOLD_FOR_CONNLOST_WRITES
 from ._transport import TransportCore as TransportCore
 from ._transport import TransportHost as TransportHost
@@ -41,14 +46,19 @@ __all__ = [
     "PipeReadTransportCore",
     "PipeSink",
     "PipeWriteTransportCore",
+    "SSLHandshakeTimeout",
     "Scheduler",
     "SchedulerStatistics",
     "StreamChannel",
     "StreamSink",
     "StreamTransportCore",
+    "TLSLayer",
+    "TLSState",
+    "TLSTransportCore",
     "Timer",
     "TransportCore",
     "TransportHost",
     "Waiter",
+    "check_tls_timeouts",
     "next_state",
 ]

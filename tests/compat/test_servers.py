@@ -499,20 +499,6 @@ def test_bad_arguments_fail_as_in_asyncio(name: str) -> None:
     assert got == expected
 
 
-def test_tls_is_refused_plainly(loop: sansloop.EventLoop) -> None:
-    import ssl
-
-    context = ssl.create_default_context()
-
-    async def main() -> None:
-        with pytest.raises(NotImplementedError, match="does not implement TLS yet"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=context)
-        with pytest.raises(NotImplementedError, match="does not implement TLS yet"):
-            await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=context)
-
-    run(loop, main())
-
-
 def test_closed_loop_refuses_servers() -> None:
     loop = sansloop.EventLoop()
     loop.close()
