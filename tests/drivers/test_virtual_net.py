@@ -11,6 +11,7 @@ import asyncio
 import errno
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -100,6 +101,36 @@ def test_tcp_echo_latency_advances_time_exactly(fds: Callable[[], None]) -> None
         sent = clock.now_ns
         writer.write(b"ping")
         assert await reader.readexactly(4) == b"ping"
+        assert clock.now_ns - sent == 50 * _MS  # there and back
+        fds()
+        writer.close()
+        await writer.wait_closed()
+        await _stop(server)
+
+    run(main)
+
+
+def test_tls_over_the_in_memory_network(fds: Callable[[], None]) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("db.test").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def main(clock: VirtualClock) -> None:
+        clock.network.add_host("db.test", "10.0.0.5")
+        clock.network.configure(latency=0.025)
+        server = await asyncio.start_server(_echo, "db.test", 443, ssl=server_context)
+        start = clock.now_ns
+        reader, writer = await asyncio.open_connection("db.test", 443, ssl=client_context)
+        # SYN, SYN-ACK, then TLS 1.3's one round trip (ClientHello; ServerHello..Finished).
+        assert clock.now_ns - start == 100 * _MS
+        assert writer.get_extra_info("peercert")["subjectAltName"] == (("DNS", "db.test"),)
+        assert writer.get_extra_info("ssl_object").version() == "TLSv1.3"
+        sent = clock.now_ns
+        writer.write(b"secret" * 1000)
+        assert await reader.readexactly(6000) == b"secret" * 1000
         assert clock.now_ns - sent == 50 * _MS  # there and back
         fds()
         writer.close()
