@@ -104,6 +104,11 @@ def _make_driver(driver: Driver | str | None) -> Driver:
         return SelectorDriver()
     if driver == "virtual":
         return VirtualDriver()
+    if driver == "trio":
+        raise ValueError(
+            "the trio driver runs asyncio inside a trio program: use "
+            "'async with sansloop.trio.open_loop() as loop:' or sansloop.run(main, driver='trio')"
+        )
     if isinstance(driver, str):
         raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors', 'virtual'")
     missing = [
@@ -264,9 +269,7 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _run_forever_setup(self) -> None:
         self._check_closed()
         self._check_running()
-        self._state = next_state(self._state, LoopEvent.RUN)
-        self._set_origin_tracking(self._debug)
-        self._thread_id = threading.get_ident()
+        self._begin_run()
         self._old_agen_hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
@@ -276,14 +279,56 @@ class EventLoop(asyncio.AbstractEventLoop):
         _events._set_running_loop(self)
 
     def _run_forever_cleanup(self) -> None:
-        if self._state.is_running:
-            self._state = next_state(self._state, LoopEvent.FINISH)
-        self._thread_id = None
+        self._end_run()
         _events._set_running_loop(None)
-        self._set_origin_tracking(False)
         if self._old_agen_hooks is not None:
             sys.set_asyncgen_hooks(*self._old_agen_hooks)
             self._old_agen_hooks = None
+
+    def _begin_run(self) -> None:
+        self._state = next_state(self._state, LoopEvent.RUN)
+        self._set_origin_tracking(self._debug)
+        self._thread_id = threading.get_ident()
+
+    def _end_run(self) -> None:
+        if self._state.is_running:
+            self._state = next_state(self._state, LoopEvent.FINISH)
+        self._polling = False
+        self._thread_id = None
+        self._set_origin_tracking(False)
+
+    def _run_as_guest(self) -> Generator[float | None, None, None]:
+        """``run_forever``, unrolled for a driver that waits asynchronously (trio's).
+
+        The generator yields each iteration's timeout; the driver waits that long (or until
+        woken), queuing ready I/O on the core, then resumes it to run one batch.  It ends
+        when the loop is stopped; closing it ends the run at once.  The loop counts as
+        running throughout, but it is asyncio's running loop (with its async-generator
+        hooks) only while a batch runs: between batches the host's own code runs on this
+        thread and must not see it.
+        """
+        self._check_closed()
+        self._begin_run()
+        core = self._core
+        hooks = (self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        try:
+            while True:
+                self._polling = True
+                yield core.timeout(self._clock(), self._state is _STOPPING, True)
+                self._polling = False
+                host_loop = _events._get_running_loop()
+                host_hooks = sys.get_asyncgen_hooks()
+                _events._set_running_loop(self)
+                sys.set_asyncgen_hooks(*hooks)
+                try:
+                    core.run_ready(self._clock(), self._runner)
+                finally:
+                    sys.set_asyncgen_hooks(*host_hooks)
+                    _events._set_running_loop(host_loop)
+                if self._state is _STOPPING:
+                    return
+        finally:
+            self._end_run()
 
     def _run_once(self) -> None:
         """One iteration: wait for I/O (or not at all), then run one batch."""

@@ -1,0 +1,577 @@
+"""The trio driver: an asyncio loop run as a guest by a task of a trio program.
+
+Theory of operation.  The compat loop unrolls ``run_forever`` into a generator
+(``EventLoop._run_as_guest``) that yields how long each iteration may wait;
+:meth:`TrioDriver.drive`, awaited by one trio task, does the waiting the trio way and resumes
+the generator to run the next batch.  Everything else a driver owns maps onto trio:
+
+* **Clock.**  ``time()`` is the trio run's clock (``trio.lowlevel.current_clock()``), so a
+  ``trio.testing.MockClock`` -- autojump included -- drives asyncio's timers too.
+* **Waiting.**  A zero timeout is a plain trio checkpoint (other trio tasks run between two
+  batches); otherwise the driver task parks with ``wait_task_rescheduled`` under a cancel
+  scope whose deadline is the next timer, so trio's own deadline machinery (and MockClock's
+  autojump) wakes it.
+* **Wake-ups.**  Other threads (``call_soon_threadsafe``, executor results) and signal
+  handlers go through the trio token's ``run_sync_soon``.  Trio code on the loop's thread
+  that hands the loop work directly (setting an asyncio future, ``loop.call_soon``) is
+  noticed by a trio instrument: before trio blocks for I/O, it checks whether the parked
+  loop has work ready or a timer earlier than the one it sleeps for.
+* **Readiness.**  ``add_reader``/``add_writer`` and the ``sock_*`` operations share one
+  :class:`_Direction` per descriptor and direction, each with a trio task awaiting
+  ``trio.lowlevel.wait_readable``/``wait_writable``.  When the descriptor is ready the task
+  retries the queued socket operations in order (``_socket_ops``, as the selectors driver
+  does) and pushes the live reader/writer handle onto the core; then it waits until the
+  batch that runs the handle is over before it looks at the descriptor again (level
+  triggering without a busy loop).  Removing the last interest cancels the task, which
+  drops trio's registration before the caller can close the descriptor.  Stream, datagram
+  and listener channels are the readiness ones the selectors driver uses, unchanged.
+* **Signals** are trio's: ``trio.open_signal_receiver`` per signal (asyncio's
+  ``signal.set_wakeup_fd`` would take trio's own wake-up descriptor away).  Removing a
+  handler restores the disposition that was there before, trio's included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import math
+import socket
+import time as _time
+from collections import deque
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import outcome
+import sniffio
+import trio
+
+from sansloop.core import Callback, Scheduler
+
+from . import _socket_ops as ops
+from ._contract import FileDescriptorLike
+from ._selector_datagrams import ReadinessDatagram
+from ._selector_streams import ReadinessListener, ReadinessStream
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from sansloop.core import DatagramSink, StreamSink
+
+    from ._contract import (
+        DatagramDriver,
+        ReadinessDriver,
+        SignalDriver,
+        SocketDriver,
+        StreamDriver,
+    )
+
+__all__ = ["TrioDriver", "await_future"]
+
+_Abort = trio.lowlevel.Abort
+#: A new timer this much earlier than the one the loop sleeps for is worth a wake-up
+#: (smaller differences are float noise between ``now + (when - now)`` and ``when``).
+_EARLIER = 1e-6
+
+
+def _not_attached(handle: Callback) -> None:
+    raise RuntimeError("the driver was never attached to a core (call attach() first)")
+
+
+def _fileno(fd: FileDescriptorLike) -> int:
+    """The descriptor number, with the selectors module's ValueErrors."""
+    if isinstance(fd, int):
+        number = fd
+    else:
+        try:
+            number = int(fd.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fd!r}") from None
+    if number < 0:
+        raise ValueError(f"Invalid file descriptor: {number}")
+    return number
+
+
+class _Direction:
+    """One descriptor watched in one direction: the user's handle, queued socket
+    operations, and the trio task waiting for readiness (cancelled through ``scope``)."""
+
+    __slots__ = ("fd", "handle", "obj", "ops", "reading", "scope")
+
+    def __init__(self, fd: int, obj: object, reading: bool) -> None:
+        self.fd = fd
+        self.obj = obj
+        self.reading = reading
+        self.handle: asyncio.Handle | None = None
+        self.ops: deque[ops.Op] = deque()
+        self.scope = trio.CancelScope()
+
+    def wanted(self) -> bool:
+        return self.handle is not None or bool(self.ops)
+
+
+class _SignalWatch:
+    """One signal delivered to the loop by a trio signal receiver."""
+
+    __slots__ = ("deliver", "receiver", "scope")
+
+    def __init__(
+        self, receiver: AbstractContextManager[Any], deliver: Callable[[int], None]
+    ) -> None:
+        self.receiver = receiver
+        self.deliver = deliver
+        self.scope = trio.CancelScope()
+
+
+class _WakeOnForeignWork(trio.abc.Instrument):
+    """Before trio blocks for I/O: wake the parked loop if trio code handed it work."""
+
+    def __init__(self, driver: TrioDriver) -> None:
+        self._driver = driver
+
+    def before_io_wait(self, timeout: float) -> None:
+        self._driver._check_foreign_work()
+
+
+class TrioDriver:
+    """The driver of an asyncio loop run by a trio task (see the module docstring).
+
+    Made inside a trio run, with the nursery its helper tasks (readiness watchers, signal
+    receivers) live in; :func:`sansloop.trio.open_loop` makes one and drives it.
+    """
+
+    clock_resolution: float = _time.get_clock_info("perf_counter").resolution
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._token = trio.lowlevel.current_trio_token()
+        # The clock's own method: loop.time() costs no frame of ours, and works from any
+        # thread (a trio call such as trio.current_time() would not).
+        self.time: Callable[[], float] = trio.lowlevel.current_clock().current_time  # type: ignore[method-assign]
+        self._readers: dict[int, _Direction] = {}
+        self._writers: dict[int, _Direction] = {}
+        self._signals: dict[int, _SignalWatch] = {}
+        self._sleeper: trio.lowlevel.Task | None = None
+        self._deadline = math.inf
+        self._wake_requested = False
+        self._parked: list[trio.lowlevel.Task] = []
+        self._instrument = _WakeOnForeignWork(self)
+        self._closed = False
+        self._core: Scheduler | None = None
+        self._push_ready: Callable[[Callback], None] = _not_attached
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the core contract ----------------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop, core: Scheduler) -> None:
+        self._core = core
+        self._push_ready = core.push_ready
+        self._loop = loop
+
+    def time(self) -> float:  # replaced per instance by the trio clock's method
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None) -> None:
+        raise RuntimeError(
+            "a loop on the trio driver is run by trio, not by run_forever() or "
+            "run_until_complete(): use 'async with sansloop.trio.open_loop()'"
+        )
+
+    def wakeup(self) -> None:
+        """Make a parked :meth:`drive` run its next iteration.  Thread-safe, signal-safe."""
+        try:
+            self._token.run_sync_soon(self._wake, idempotent=True)
+        except trio.RunFinishedError:
+            pass
+
+    def wake_from_trio(self) -> None:
+        """Like :meth:`wakeup`, for trio code on the loop's thread (no system call)."""
+        self._wake()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for table in (self._readers, self._writers):
+            for direction in table.values():
+                direction.scope.cancel()
+            table.clear()
+        for sig in list(self._signals):
+            self.remove_signal(sig)
+
+    # -- driving --------------------------------------------------------------------------
+
+    async def drive(self, run: Generator[float | None, None, None]) -> None:
+        """Run the loop's iterations (``run``, from ``EventLoop._run_as_guest``) in this
+        trio task until the loop stops."""
+        library = sniffio.thread_local
+        trio.lowlevel.add_instrument(self._instrument)
+        try:
+            timeout = next(run)
+            while True:
+                await self._wait(timeout)
+                # asyncio code runs now: libraries that ask sniffio must hear "asyncio".
+                previous, library.name = library.name, "asyncio"
+                try:
+                    timeout = run.send(None)
+                except StopIteration:
+                    return
+                finally:
+                    library.name = previous
+                    self._release_parked()
+        finally:
+            run.close()
+            self._release_parked()
+            trio.lowlevel.remove_instrument(self._instrument)
+
+    async def _wait(self, timeout: float | None) -> None:
+        if timeout is not None and timeout <= 0.0:
+            await trio.lowlevel.checkpoint()
+            return
+        self._sleeper = trio.lowlevel.current_task()
+        self._wake_requested = False
+        try:
+            if timeout is None:
+                await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
+            else:
+                self._deadline = self.time() + timeout
+                with trio.CancelScope(deadline=self._deadline):
+                    await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
+        finally:
+            self._sleeper = None
+            self._deadline = math.inf
+
+    def _abort_sleep(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._sleeper = None
+        return _Abort.SUCCEEDED
+
+    def _wake(self) -> None:
+        self._wake_requested = False
+        task = self._sleeper
+        if task is not None:
+            self._sleeper = None
+            trio.lowlevel.reschedule(task)
+
+    def _check_foreign_work(self) -> None:
+        if self._sleeper is None or self._wake_requested or self._core is None:
+            return
+        core = self._core
+        if not core.has_ready():
+            deadline = core.next_deadline()
+            if deadline is None or deadline >= self._deadline - _EARLIER:
+                return
+        # Trio has already chosen how long to block: interrupt that through the token.
+        self._wake_requested = True
+        self.wakeup()
+
+    async def _until_batch_ran(self) -> None:
+        task = trio.lowlevel.current_task()
+        self._parked.append(task)
+
+        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+            try:
+                self._parked.remove(task)
+            except ValueError:
+                pass
+            return _Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _release_parked(self) -> None:
+        if self._parked:
+            parked, self._parked = self._parked, []
+            for task in parked:
+                trio.lowlevel.reschedule(task)
+
+    # -- readiness callbacks --------------------------------------------------------------
+
+    def add_reader(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        return self._set_handle(fd, handle, True)
+
+    def remove_reader(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        return self._set_handle(fd, None, True)
+
+    def add_writer(self, fd: FileDescriptorLike, handle: asyncio.Handle) -> asyncio.Handle | None:
+        return self._set_handle(fd, handle, False)
+
+    def remove_writer(self, fd: FileDescriptorLike) -> asyncio.Handle | None:
+        return self._set_handle(fd, None, False)
+
+    def _set_handle(
+        self, fd: FileDescriptorLike, handle: asyncio.Handle | None, reading: bool
+    ) -> asyncio.Handle | None:
+        if self._closed:
+            raise RuntimeError("the trio driver is closed")
+        table = self._readers if reading else self._writers
+        direction = self._lookup(table, fd)
+        if direction is None:
+            if handle is not None:
+                if self._push_ready is _not_attached:
+                    _not_attached(handle)
+                direction = self._open(table, _fileno(fd), fd, reading)
+                direction.handle = handle
+            return None
+        old, direction.handle = direction.handle, handle
+        if not direction.wanted():
+            self._forget(table, direction)
+        return old
+
+    @staticmethod
+    def _lookup(table: dict[int, _Direction], fd: FileDescriptorLike) -> _Direction | None:
+        try:
+            return table.get(_fileno(fd))
+        except ValueError:
+            # A closed file object is still found by identity, as with selectors.
+            for direction in table.values():
+                if direction.obj is fd:
+                    return direction
+            raise
+
+    def _open(
+        self, table: dict[int, _Direction], fd: int, obj: object, reading: bool
+    ) -> _Direction:
+        direction = table[fd] = _Direction(fd, obj, reading)
+        self._nursery.start_soon(self._watch, direction, name=f"sansloop watcher fd={fd}")
+        return direction
+
+    def _forget(self, table: dict[int, _Direction], direction: _Direction) -> None:
+        direction.scope.cancel()
+        if table.get(direction.fd) is direction:
+            del table[direction.fd]
+
+    async def _watch(self, direction: _Direction) -> None:
+        """The trio task of one direction: report readiness until nothing wants it."""
+        wait = trio.lowlevel.wait_readable if direction.reading else trio.lowlevel.wait_writable
+        table = self._readers if direction.reading else self._writers
+        with direction.scope:
+            while True:
+                try:
+                    await wait(direction.fd)
+                except (OSError, trio.BusyResourceError, trio.ClosedResourceError) as exc:
+                    self._failed(table, direction, exc)
+                    return
+                if self._ready(table, direction):
+                    await self._until_batch_ran()
+
+    def _ready(self, table: dict[int, _Direction], direction: _Direction) -> bool:
+        """The descriptor is ready: settle queued operations, push the handle (if any)."""
+        queue = direction.ops
+        woken = False
+        while queue:
+            op = queue[0]
+            if op.fut.done() or ops.settle(op, False):
+                queue.popleft()
+                woken = True
+            else:
+                break
+        pushed = False
+        handle = direction.handle
+        if handle is not None:
+            if handle._cancelled:
+                direction.handle = None
+            else:
+                self._push_ready(handle)
+                pushed = woken = True
+        if woken:
+            self._wake()
+        if not direction.wanted():
+            self._forget(table, direction)
+        return pushed
+
+    def _failed(
+        self, table: dict[int, _Direction], direction: _Direction, exc: BaseException
+    ) -> None:
+        """Trio cannot watch the descriptor (closed behind our back, not pollable)."""
+        self._forget(table, direction)
+        for op in direction.ops:
+            if not op.fut.done():
+                if op.abandon is not None:
+                    op.fut.remove_done_callback(op.abandon)
+                op.fut.set_exception(exc)
+        direction.ops.clear()
+        if direction.handle is not None and self._loop is not None:
+            self._loop.call_exception_handler(
+                {
+                    "message": f"the trio driver stopped watching file descriptor {direction.fd}",
+                    "exception": exc,
+                    "handle": direction.handle,
+                }
+            )
+        self._wake()
+
+    # -- socket operations ----------------------------------------------------------------
+
+    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
+        self._start(ops.Recv(fut, sock, nbytes))
+
+    def sock_recv_into(
+        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
+    ) -> None:
+        self._start(ops.RecvInto(fut, sock, buf))
+
+    def sock_recvfrom(
+        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
+    ) -> None:
+        self._start(ops.RecvFrom(fut, sock, bufsize))
+
+    def sock_recvfrom_into(
+        self,
+        fut: asyncio.Future[tuple[int, Any]],
+        sock: socket.socket,
+        buf: WriteableBuffer,
+        nbytes: int,
+    ) -> None:
+        self._start(ops.RecvFromInto(fut, sock, buf, nbytes))
+
+    def sock_sendall(
+        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
+    ) -> None:
+        self._start(ops.SendAll(fut, sock, data))
+
+    def sock_sendto(
+        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
+    ) -> None:
+        self._start(ops.SendTo(fut, sock, data, address))
+
+    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
+        self._start(ops.Connect(fut, sock, address))
+
+    def sock_accept(
+        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
+    ) -> None:
+        self._start(ops.Accept(fut, sock))
+
+    def _start(self, op: ops.Op) -> None:
+        fd = op.sock.fileno()
+        table = self._readers if op.reading else self._writers
+        direction = table.get(fd)
+        if direction is not None:
+            # Cancelled operations leave the queue one batch later: a new one must not
+            # wait behind them (a connect would skip its first attempt).
+            queue = direction.ops
+            while queue and queue[0].fut.done():
+                queue.popleft()
+        # Behind operations already waiting in this direction, an attempt would jump the
+        # queue (and interleave the bytes of two sendall() calls).
+        if (direction is None or not direction.ops) and ops.settle(op, True):
+            return
+        if self._closed:
+            op.fut.set_exception(RuntimeError("the trio driver is closed"))
+            return
+        if direction is None:
+            direction = self._open(table, fd, op.sock, op.reading)
+        direction.ops.append(op)
+        op.abandon = functools.partial(self._abandon, table, direction, op)
+        op.fut.add_done_callback(op.abandon)
+
+    def _abandon(
+        self,
+        table: dict[int, _Direction],
+        direction: _Direction,
+        op: ops.Op,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        """``op``'s future was completed by someone else (cancelled): stop waiting for it."""
+        try:
+            direction.ops.remove(op)
+        except ValueError:
+            return
+        if not direction.wanted():
+            self._forget(table, direction)
+
+    # -- streams and datagrams ------------------------------------------------------------
+
+    def _attached_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the driver was never attached to a loop (call attach() first)")
+        return self._loop
+
+    def open_stream(self, sock: socket.socket, sink: StreamSink) -> ReadinessStream:
+        return ReadinessStream(self, self._attached_loop(), sock, sink)
+
+    def open_listener(
+        self,
+        sock: socket.socket,
+        backlog: int,
+        accepted: Callable[[socket.socket, Any], None],
+        failed: Callable[[OSError], None],
+    ) -> ReadinessListener:
+        return ReadinessListener(self, self._attached_loop(), sock, backlog, accepted, failed)
+
+    def open_datagram(self, sock: socket.socket, sink: DatagramSink) -> ReadinessDatagram:
+        return ReadinessDatagram(self, self._attached_loop(), sock, sink)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
+        watch = self._signals.get(sig)
+        if watch is not None:
+            watch.deliver = deliver
+            return
+        receiver = trio.open_signal_receiver(sig)
+        try:
+            # Entered here, not in the task, so the handler is in place on return.
+            signals = receiver.__enter__()
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        watch = self._signals[sig] = _SignalWatch(receiver, deliver)
+        self._nursery.start_soon(
+            self._deliver_signals, watch, signals, name=f"sansloop signal {sig}"
+        )
+
+    async def _deliver_signals(self, watch: _SignalWatch, signals: Any) -> None:
+        with watch.scope:
+            async for sig in signals:
+                watch.deliver(sig)
+
+    def remove_signal(self, sig: int) -> None:
+        watch = self._signals.pop(sig, None)
+        if watch is not None:
+            watch.scope.cancel()
+            watch.receiver.__exit__(None, None, None)
+
+
+async def await_future(fut: asyncio.Future[Any], driver: TrioDriver) -> Any:
+    """Wait, in trio, for an asyncio future of ``driver``'s loop; return or raise its outcome.
+
+    Cancelling the trio scope cancels the future (a task gets ``CancelledError`` thrown in)
+    and waits for it to finish: if it ends cancelled, ``trio.Cancelled`` is raised;
+    otherwise its own outcome is (the cancellation is not lost: trio raises it again at the
+    next checkpoint).
+    """
+    if fut.done():
+        await trio.lowlevel.checkpoint()
+        return fut.result()
+    task = trio.lowlevel.current_task()
+    raise_cancel: Callable[[], Any] | None = None
+
+    def done(fut: asyncio.Future[Any]) -> None:
+        trio.lowlevel.reschedule(task, outcome.capture(fut.result))
+
+    def abort(raise_cancel_arg: Callable[[], Any]) -> trio.lowlevel.Abort:
+        nonlocal raise_cancel
+        raise_cancel = raise_cancel_arg
+        fut.cancel()
+        driver.wake_from_trio()
+        return _Abort.FAILED
+
+    fut.add_done_callback(done)
+    driver.wake_from_trio()
+    try:
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+    except asyncio.CancelledError:
+        if raise_cancel is not None:
+            raise_cancel()
+        raise
+
+
+if TYPE_CHECKING:
+
+    def _meets_the_contract(
+        driver: TrioDriver,
+    ) -> tuple[SignalDriver, ReadinessDriver, SocketDriver, StreamDriver, DatagramDriver]:
+        # mypy checks TrioDriver against every capability it claims.
+        return driver, driver, driver, driver, driver
