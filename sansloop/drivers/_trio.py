@@ -202,13 +202,19 @@ class TrioDriver:
 
     # -- driving --------------------------------------------------------------------------
 
-    async def drive(self, run: Generator[float | None, None, None]) -> None:
+    async def drive(
+        self,
+        run: Generator[float | None, None, None],
+        started: Callable[[], object] | None = None,
+    ) -> None:
         """Run the loop's iterations (``run``, from ``EventLoop._run_as_guest``) in this
-        trio task until the loop stops."""
+        trio task until the loop stops; ``started()`` is called once the loop runs."""
         library = sniffio.thread_local
         trio.lowlevel.add_instrument(self._instrument)
         try:
             timeout = next(run)
+            if started is not None:
+                started()
             while True:
                 await self._wait(timeout)
                 # asyncio code runs now: libraries that ask sniffio must hear "asyncio".

@@ -78,15 +78,17 @@ class Session:
         self.stopped = trio.Event()
         self.closing = False
 
-    async def drive(self) -> None:
+    async def drive(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The driver task: run the loop's iterations until the session closes.
 
         ``loop.stop()`` ends one run; the loop is run again at once unless the session is
         closing, so asyncio code that stops the loop cannot strand the tasks of the block.
         """
+        started: Callable[[], object] | None = task_status.started
         try:
             while True:
-                await self.driver.drive(self.loop._run_as_guest())
+                await self.driver.drive(self.loop._run_as_guest(), started)
+                started = None
                 if self.closing:
                     return
         finally:
@@ -146,7 +148,7 @@ async def open_loop(*, debug: bool | None = None) -> AsyncIterator[EventLoop]:
                 loop.set_debug(debug)
             session = Session(loop, driver, calls)
             _sessions[loop] = session
-            service.start_soon(session.drive, name="sansloop loop")
+            await service.start(session.drive, name="sansloop loop")
             token = _current.set(session)
             try:
                 yield loop
