@@ -105,12 +105,17 @@ def _make_driver(driver: Driver | str | None) -> Driver:
     if driver == "virtual":
         return VirtualDriver()
     if driver == "trio":
-        raise ValueError(
-            "the trio driver runs asyncio inside a trio program: use "
-            "'async with sansloop.trio.open_loop() as loop:' or sansloop.run(main, driver='trio')"
-        )
+        try:
+            from sansloop.drivers._trio import TrioDriver
+        except ImportError as exc:
+            raise ValueError(
+                f"the trio driver needs trio (pip install sansloop[trio]): {exc}"
+            ) from None
+        return TrioDriver()
     if isinstance(driver, str):
-        raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors', 'virtual'")
+        raise ValueError(
+            f"unknown sansloop driver {driver!r}; available: 'selectors', 'trio', 'virtual'"
+        )
     missing = [
         name for name in ("attach", "time", "wait", "wakeup", "close") if not hasattr(driver, name)
     ]
@@ -141,6 +146,10 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._driver.time if type(self).time is EventLoop.time else self.time
         )
         self._wait = self._driver.wait
+        # Optional (drivers.HostingDriver): a driver that runs the iterations itself.
+        self._host: Callable[[Generator[float | None, None, None]], None] | None = getattr(
+            self._driver, "host", None
+        )
         # Optional (drivers.WorkTrackingDriver): work outside the core the clock waits for.
         self._track_job: Callable[[concurrent.futures.Future[Any]], None] | None = getattr(
             self._driver, "track_job", None
@@ -185,6 +194,12 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def run_forever(self) -> None:
         """Run until :meth:`stop` is called."""
+        if self._host is not None:
+            # The driver runs the iterations itself (the trio driver, inside a trio run).
+            self._check_closed()
+            self._check_running()
+            self._host(self._run_as_guest())
+            return
         self._run_forever_setup()
         try:
             run_once = self._run_once

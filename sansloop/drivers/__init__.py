@@ -3,6 +3,7 @@
 from ._contract import DatagramDriver as DatagramDriver
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
+from ._contract import HostingDriver as HostingDriver
 from ._contract import ReadinessDriver as ReadinessDriver
 from ._contract import RunObserver as RunObserver
 from ._contract import SignalDriver as SignalDriver
@@ -31,6 +32,7 @@ __all__ = [
     "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
+    "HostingDriver",
     "LeakMode",
     "LeakReport",
     "LeakWatch",

@@ -134,21 +134,53 @@ class _WakeOnForeignWork(trio.abc.Instrument):
         self._driver._check_foreign_work()
 
 
+class _PerfCounterClock(trio.abc.Clock):
+    """The clock of a hosted driver's trio runs: ``time.perf_counter``, the loop's clock too,
+    so deadlines mean the same on both sides and time goes on between runs."""
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return _time.perf_counter()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - _time.perf_counter()
+
+
 class TrioDriver:
     """The driver of an asyncio loop run by a trio task (see the module docstring).
 
-    Made inside a trio run, with the nursery its helper tasks (readiness watchers, signal
-    receivers) live in; :func:`sansloop.trio.open_loop` makes one and drives it.
+    Two ways to use it:
+
+    * **guest** (``TrioDriver(nursery)``, made inside a trio run): the loop lives inside a
+      trio program; :func:`sansloop.trio.open_loop` makes one and a task of the program
+      drives it.  Time is the trio run's clock.
+    * **hosted** (``TrioDriver()``, or ``new_event_loop(driver="trio")``, made anywhere):
+      the loop is an ordinary asyncio loop, and each ``run_forever``/``run_until_complete``
+      is one ``trio.run`` that drives it (:meth:`host`), its readiness watchers started
+      again in every run.  Time is ``time.perf_counter``.  Signal handlers need the guest
+      way (trio's signal receivers live in one trio run).
     """
 
     clock_resolution: float = _time.get_clock_info("perf_counter").resolution
 
-    def __init__(self, nursery: trio.Nursery) -> None:
+    def __init__(self, nursery: trio.Nursery | None = None) -> None:
         self._nursery = nursery
-        self._token = trio.lowlevel.current_trio_token()
+        self._guest = nursery is not None
+        self._token: trio.lowlevel.TrioToken | None
+        if self._guest:
+            self._token = trio.lowlevel.current_trio_token()
+            clock: trio.abc.Clock = trio.lowlevel.current_clock()
+        else:
+            self._token = None
+            clock = _PerfCounterClock()
+        self._clock = clock
         # The clock's own method: loop.time() costs no frame of ours, and works from any
         # thread (a trio call such as trio.current_time() would not).
-        self.time: Callable[[], float] = trio.lowlevel.current_clock().current_time  # type: ignore[method-assign]
+        self.time: Callable[[], float] = (  # type: ignore[method-assign]
+            clock.current_time if self._guest else _time.perf_counter
+        )
         self._readers: dict[int, _Direction] = {}
         self._writers: dict[int, _Direction] = {}
         self._signals: dict[int, _SignalWatch] = {}
@@ -180,10 +212,54 @@ class TrioDriver:
 
     def wakeup(self) -> None:
         """Make a parked :meth:`drive` run its next iteration.  Thread-safe, signal-safe."""
+        token = self._token
+        if token is None:
+            # Hosted and between runs: the next run looks at the inbox before it waits.
+            return
         try:
-            self._token.run_sync_soon(self._wake, idempotent=True)
+            token.run_sync_soon(self._wake, idempotent=True)
         except trio.RunFinishedError:
             pass
+
+    def host(self, run: Generator[float | None, None, None]) -> None:
+        """Run the loop's iterations in a trio run of their own (hosted mode)."""
+        if self._guest:
+            run.close()
+            raise RuntimeError(
+                "this loop runs inside a trio program (sansloop.trio.open_loop()); "
+                "run_forever() and run_until_complete() cannot block it"
+            )
+        if self._closed:
+            run.close()
+            raise RuntimeError("the trio driver is closed")
+        trio.run(self._hosted_run, run, clock=self._clock)
+
+    async def _hosted_run(self, run: Generator[float | None, None, None]) -> None:
+        body_error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._token = trio.lowlevel.current_trio_token()
+                # The watchers of the previous run ended with it.
+                for table in (self._readers, self._writers):
+                    for direction in table.values():
+                        direction.scope = trio.CancelScope()
+                        self._spawn_watcher(direction)
+                try:
+                    await self.drive(run)
+                except BaseException as exc:
+                    body_error = exc
+                    raise
+                finally:
+                    self._token = None
+                    self._nursery = None
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if body_error is None or list(group.exceptions) != [body_error]:
+                raise
+        if body_error is not None:
+            # Only the loop's own exception came out (trio wrapped it): raise it as it was.
+            raise body_error
 
     def wake_from_trio(self) -> None:
         """Like :meth:`wakeup`, for trio code on the loop's thread (no system call)."""
@@ -338,8 +414,15 @@ class TrioDriver:
         self, table: dict[int, _Direction], fd: int, obj: object, reading: bool
     ) -> _Direction:
         direction = table[fd] = _Direction(fd, obj, reading)
-        self._nursery.start_soon(self._watch, direction, name=f"sansloop watcher fd={fd}")
+        self._spawn_watcher(direction)
         return direction
+
+    def _spawn_watcher(self, direction: _Direction) -> None:
+        # Hosted and between runs, the next run starts it.
+        if self._nursery is not None:
+            self._nursery.start_soon(
+                self._watch, direction, name=f"sansloop watcher fd={direction.fd}"
+            )
 
     def _forget(self, table: dict[int, _Direction], direction: _Direction) -> None:
         direction.scope.cancel()
@@ -511,6 +594,11 @@ class TrioDriver:
     # -- signals --------------------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
+        if not self._guest or self._nursery is None:
+            raise NotImplementedError(
+                "a hosted trio driver (new_event_loop(driver='trio')) cannot route signals: "
+                "its trio runs come and go; add signal handlers inside sansloop.trio.open_loop()"
+            )
         watch = self._signals.get(sig)
         if watch is not None:
             watch.deliver = deliver

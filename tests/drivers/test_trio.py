@@ -94,8 +94,6 @@ def test_outside_a_session_the_bridges_say_so() -> None:
             st.current_loop()
 
     _run(main)
-    with pytest.raises(ValueError, match="open_loop"):
-        sansloop.new_event_loop(driver="trio")
 
 
 # -- time -------------------------------------------------------------------------------
@@ -725,3 +723,66 @@ def test_the_loop_leaves_no_watcher_or_task_behind() -> None:
         assert after.io_statistics.tasks_waiting_write == before.io_statistics.tasks_waiting_write
 
     _run(main, mock=False)
+
+
+# -- hosted: an ordinary loop, each run a trio run --------------------------------------
+
+
+@pytest.mark.usefixtures("no_fd_leak")
+def test_hosted_loop_runs_each_run_in_trio() -> None:
+    loop = sansloop.new_event_loop(driver="trio")
+    try:
+
+        async def library_and_time() -> tuple[str, float]:
+            start = loop.time()
+            await asyncio.sleep(0.01)
+            return sniffio.current_async_library(), loop.time() - start
+
+        library, took = loop.run_until_complete(library_and_time())
+        assert library == "asyncio"
+        assert took >= 0.01
+        # Readiness callbacks outlive a run: the next run watches the descriptor again.
+        a, b = socket.socketpair()
+        with a, b:
+            got: list[bytes] = []
+            loop.add_reader(a, lambda: got.append(a.recv(100)))
+            b.send(b"first")
+            loop.run_until_complete(asyncio.sleep(0.05))
+            b.send(b"second")
+            loop.run_until_complete(asyncio.sleep(0.05))
+            assert loop.remove_reader(a)
+        assert got == [b"first", b"second"]
+        # Streams, executors and errors, as on any loop.
+        assert loop.run_until_complete(_streams_echo(2, 5)) > 0
+        assert loop.run_until_complete(asyncio.to_thread(pow, 2, 10)) == 1024
+
+        async def fails() -> None:
+            raise Boom("hosted")
+
+        with pytest.raises(Boom, match="hosted"):
+            loop.run_until_complete(fails())
+        with pytest.raises(NotImplementedError, match="open_loop"):
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def test_a_guest_loop_cannot_be_run_by_hand() -> None:
+    async def main() -> None:
+        async with st.open_loop() as loop:
+            coro = asyncio.sleep(0)
+            with pytest.raises(RuntimeError, match="already running"):
+                loop.run_until_complete(coro)
+            coro.close()
+
+    _run(main)
+
+
+def test_asyncio_runner_on_the_hosted_driver() -> None:
+    async def main() -> str:
+        await asyncio.sleep(0)
+        return sniffio.current_async_library()
+
+    with asyncio.Runner(loop_factory=lambda: sansloop.new_event_loop(driver="trio")) as runner:
+        assert runner.run(main()) == "asyncio"
