@@ -16,6 +16,9 @@ from ._runner import Result
 __all__ = ["format_table", "to_json", "write_json"]
 
 _OTHERS = ("asyncio", "uvloop")
+#: The trio driver, and what it is measured against.
+_TRIO = "sansloop-trio"
+_TRIO_OTHERS = ("trio-asyncio", "sansloop")
 
 
 def _ms(seconds: float) -> str:
@@ -37,8 +40,17 @@ def format_table(
 ) -> str:
     """Median (min) milliseconds per contender, then sansloop's speed against the others."""
     names = [c.name for c in contenders]
-    others = [o for o in _OTHERS if o in names and "sansloop" in names]
-    header = ["workload", "size", *(f"{n} ms" for n in names), *(f"vs {o}" for o in others)]
+    # (other, of): other's time / of's time.  The trio driver is compared with trio-asyncio
+    # (the other way to run asyncio in trio) and with sansloop's own selectors driver.
+    pairs = [(o, "sansloop") for o in _OTHERS if o in names and "sansloop" in names]
+    pairs += [(o, _TRIO) for o in _TRIO_OTHERS if o in names and _TRIO in names]
+    others = [o for o, _ in pairs]
+    header = [
+        "workload",
+        "size",
+        *(f"{n} ms" for n in names),
+        *(f"vs {o}" if of == "sansloop" else f"trio vs {o}" for o, of in pairs),
+    ]
     rows = [header]
     for result in results:
         cells = [result.workload.name, f"{result.size:,}"]
@@ -47,18 +59,18 @@ def format_table(
             for n in names
         ]
         cells += [
-            f"{_ratio(result.speedup(o))} ({_ratio(result.speedup(o, best=True))})"
-            if o in result.times and "sansloop" in result.times
+            f"{_ratio(result.speedup(o, of))} ({_ratio(result.speedup(o, of, best=True))})"
+            if o in result.times and of in result.times
             else "n/a"
-            for o in others
+            for o, of in pairs
         ]
         rows.append(cells)
     if others and len(results) > 1:
         # Workloads where either side is n/a are left out of the mean, not counted as 1.0.
         geo = [
-            f"{_ratio(_geomean(_present(r.speedup(o) for r in results)))} "
-            f"({_ratio(_geomean(_present(r.speedup(o, best=True) for r in results)))})"
-            for o in others
+            f"{_ratio(_geomean(_present(r.speedup(o, of) for r in results)))} "
+            f"({_ratio(_geomean(_present(r.speedup(o, of, best=True) for r in results)))})"
+            for o, of in pairs
         ]
         rows.append(["geomean", "", *("" for _ in names), *geo])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -77,6 +89,11 @@ def format_table(
     if others:
         out.append(
             "vs X: X's time / sansloop's time, of medians (of mins); above 1: sansloop is faster"
+        )
+    if any(of == _TRIO for _, of in pairs):
+        out.append(
+            "trio vs X: X's time / sansloop-trio's time (the trio driver, each run a trio "
+            "run); trio-asyncio runs in a worker process (it patches asyncio globally)"
         )
     out += ["", line(rows[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows[1:]]
@@ -124,6 +141,9 @@ def to_json(
                 "sansloop_speedup": {o: r.speedup(o) for o in _OTHERS if o in r.times},
                 "sansloop_speedup_of_mins": {
                     o: r.speedup(o, best=True) for o in _OTHERS if o in r.times
+                },
+                "trio_driver_speedup": {
+                    o: r.speedup(o, _TRIO) for o in _TRIO_OTHERS if o in r.times
                 },
             }
             for r in results

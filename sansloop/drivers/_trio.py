@@ -70,9 +70,6 @@ if TYPE_CHECKING:
 __all__ = ["TrioDriver", "await_future"]
 
 _Abort = trio.lowlevel.Abort
-#: A new timer this much earlier than the one the loop sleeps for is worth a wake-up
-#: (smaller differences are float noise between ``now + (when - now)`` and ``when``).
-_EARLIER = 1e-6
 
 
 def _not_attached(handle: Callback) -> None:
@@ -317,8 +314,16 @@ class TrioDriver:
             if timeout is None:
                 await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
             else:
-                self._deadline = self.time() + timeout
-                with trio.CancelScope(deadline=self._deadline):
+                # Sleep until the timer itself (the loop's clock is trio's), not until
+                # "now + timeout" read a little later; beyond the core's longest wait, for
+                # that long.
+                assert self._core is not None
+                when = self._core.next_deadline()
+                now = self.time()
+                if when is None or when - now > timeout:
+                    when = now + timeout
+                self._deadline = when
+                with trio.CancelScope(deadline=when):
                     await trio.lowlevel.wait_task_rescheduled(self._abort_sleep)
         finally:
             self._sleeper = None
@@ -341,7 +346,7 @@ class TrioDriver:
         core = self._core
         if not core.has_ready():
             deadline = core.next_deadline()
-            if deadline is None or deadline >= self._deadline - _EARLIER:
+            if deadline is None or deadline >= self._deadline:
                 return
         # Trio has already chosen how long to block: interrupt that through the token.
         self._wake_requested = True
