@@ -36,7 +36,10 @@ import asyncio
 import errno
 import functools
 import math
+import os
+import signal
 import socket
+import sys
 import time as _time
 from collections import deque
 from collections.abc import Callable, Generator
@@ -121,6 +124,52 @@ class _SignalWatch:
         self.scope = trio.CancelScope()
 
 
+class _HostedSignals:
+    """Signal handlers of a hosted driver, whose trio runs come and go.
+
+    A Python-level handler per signal delivers it to the loop (Python runs it in the main
+    thread); during a trio run, trio's own ``set_wakeup_fd`` descriptor makes the wait
+    return, and between runs the inbox keeps the signal for the next one.
+    """
+
+    def __init__(self) -> None:
+        self._deliver: dict[int, Callable[[int], None]] = {}
+
+    def add(self, sig: int, deliver: Callable[[int], None]) -> None:
+        try:
+            previous = signal.signal(sig, self._on_signal)
+        except ValueError as exc:  # not the main thread
+            raise RuntimeError(str(exc)) from None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        del previous
+        self._deliver[sig] = deliver
+        if sys.platform != "win32":
+            signal.siginterrupt(sig, False)
+
+    def remove(self, sig: int) -> None:
+        if self._deliver.pop(sig, None) is None:
+            return
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+
+    def close(self) -> None:
+        for sig in list(self._deliver):
+            self.remove(sig)
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        deliver = self._deliver.get(sig)
+        if deliver is not None:
+            deliver(sig)
+
+
 class _WakeOnForeignWork(trio.abc.Instrument):
     """Before trio blocks for I/O: wake the parked loop if trio code handed it work."""
 
@@ -156,8 +205,8 @@ class TrioDriver:
     * **hosted** (``TrioDriver()``, or ``new_event_loop(driver="trio")``, made anywhere):
       the loop is an ordinary asyncio loop, and each ``run_forever``/``run_until_complete``
       is one ``trio.run`` that drives it (:meth:`host`), its readiness watchers started
-      again in every run.  Time is ``time.perf_counter``.  Signal handlers need the guest
-      way (trio's signal receivers live in one trio run).
+      again in every run.  Time is ``time.perf_counter``.  Signal handlers are plain Python
+      handlers (trio's signal receivers live in one trio run).
     """
 
     clock_resolution: float = _time.get_clock_info("perf_counter").resolution
@@ -181,6 +230,7 @@ class TrioDriver:
         self._readers: dict[int, _Direction] = {}
         self._writers: dict[int, _Direction] = {}
         self._signals: dict[int, _SignalWatch] = {}
+        self._hosted_signals = _HostedSignals()
         self._sleeper: trio.lowlevel.Task | None = None
         self._deadline = math.inf
         self._wake_requested = False
@@ -272,6 +322,7 @@ class TrioDriver:
             table.clear()
         for sig in list(self._signals):
             self.remove_signal(sig)
+        self._hosted_signals.close()
 
     # -- driving --------------------------------------------------------------------------
 
@@ -599,11 +650,9 @@ class TrioDriver:
     # -- signals --------------------------------------------------------------------------
 
     def add_signal(self, sig: int, deliver: Callable[[int], None]) -> None:
-        if not self._guest or self._nursery is None:
-            raise NotImplementedError(
-                "a hosted trio driver (new_event_loop(driver='trio')) cannot route signals: "
-                "its trio runs come and go; add signal handlers inside sansloop.trio.open_loop()"
-            )
+        if not self._guest:
+            self._hosted_signals.add(sig, deliver)
+            return
         watch = self._signals.get(sig)
         if watch is not None:
             watch.deliver = deliver
@@ -617,6 +666,7 @@ class TrioDriver:
                 raise RuntimeError(f"sig {sig:d} cannot be caught") from None
             raise
         watch = self._signals[sig] = _SignalWatch(receiver, deliver)
+        assert self._nursery is not None  # a guest driver always has its nursery
         self._nursery.start_soon(
             self._deliver_signals, watch, signals, name=f"sansloop signal {sig}"
         )
@@ -627,10 +677,31 @@ class TrioDriver:
                 watch.deliver(sig)
 
     def remove_signal(self, sig: int) -> None:
+        if not self._guest:
+            self._hosted_signals.remove(sig)
+            return
         watch = self._signals.pop(sig, None)
         if watch is not None:
             watch.scope.cancel()
             watch.receiver.__exit__(None, None, None)
+
+
+def _forget_trio_run_after_fork() -> None:
+    """A child forked inside a trio run (a process pool started from an asyncio callback)
+    inherits the run in its thread-local state, and trio would refuse to start one there."""
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+    except ImportError:  # pragma: no cover - trio moved its internals
+        return
+    for name in ("runner", "task"):
+        try:
+            delattr(GLOBAL_RUN_CONTEXT, name)
+        except AttributeError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_trio_run_after_fork)
 
 
 async def await_future(fut: asyncio.Future[Any], driver: TrioDriver) -> Any:

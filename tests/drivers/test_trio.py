@@ -761,8 +761,21 @@ def test_hosted_loop_runs_each_run_in_trio() -> None:
 
         with pytest.raises(Boom, match="hosted"):
             loop.run_until_complete(fails())
-        with pytest.raises(NotImplementedError, match="open_loop"):
-            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+        # Signal handlers: plain Python handlers, woken through trio's own wake-up fd.
+        before = signal.getsignal(signal.SIGUSR1)
+        signals: list[int] = []
+
+        async def wait_for_signal() -> None:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            while not signals:
+                await asyncio.sleep(0.001)
+
+        loop.add_signal_handler(signal.SIGUSR1, signals.append, signal.SIGUSR1)
+        loop.run_until_complete(asyncio.wait_for(wait_for_signal(), 10))
+        assert signals == [signal.SIGUSR1]
+        assert loop.remove_signal_handler(signal.SIGUSR1)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+        signal.signal(signal.SIGUSR1, before)
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
