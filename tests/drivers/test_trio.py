@@ -421,6 +421,31 @@ def test_trio_code_handing_the_loop_work_wakes_it() -> None:
     _run(main)
 
 
+def test_a_busy_asyncio_loop_still_lets_trio_run() -> None:
+    """asyncio code spinning on sleep(0) until trio code (needing many checkpoints of its
+    own) sets a flag: the loop's back-to-back batches must not starve trio."""
+    flag = []
+
+    async def trio_side() -> None:
+        for _ in range(100):
+            await trio.lowlevel.checkpoint()
+        flag.append(True)
+
+    async def spin() -> int:
+        spins = 0
+        while not flag:
+            spins += 1
+            await asyncio.sleep(0)
+        return spins
+
+    async def main() -> None:
+        async with st.open_loop(), trio.open_nursery() as nursery:
+            nursery.start_soon(trio_side)
+            assert await st.run_aio(spin) > 0
+
+    _run(main)
+
+
 def test_loop_stop_from_asyncio_does_not_strand_the_block() -> None:
     async def main() -> None:
         async with st.open_loop() as loop:
