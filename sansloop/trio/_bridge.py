@@ -25,7 +25,15 @@ from sansloop.drivers._trio import await_future
 
 from ._session import Session, session_of
 
-__all__ = ["TrioCall", "run_aio", "run_trio"]
+__all__ = [
+    "AioAsTrio",
+    "TrioAsAio",
+    "TrioCall",
+    "aio_as_trio",
+    "run_aio",
+    "run_trio",
+    "trio_as_aio",
+]
 
 _T = TypeVar("_T")
 
@@ -125,3 +133,91 @@ def run_trio(
     fut: TrioCall[_T] = TrioCall(session.loop)
     session.calls.start_soon(_call_in_trio, session, fut, fn, args, name=fn)
     return fut
+
+
+class AioAsTrio:
+    """Trio-flavoured view of an asyncio object: see :func:`aio_as_trio`."""
+
+    __slots__ = ("_iterator", "_loop", "_obj")
+
+    def __init__(self, obj: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._obj = obj
+        self._loop = loop
+        self._iterator: Any = None
+
+    async def __call__(self, *args: Any) -> Any:
+        return await run_aio(self._obj, *args, loop=self._loop)
+
+    async def __aenter__(self) -> Any:
+        return await run_aio(self._obj.__aenter__, loop=self._loop)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await run_aio(self._obj.__aexit__, *exc_info, loop=self._loop)
+
+    def __aiter__(self) -> AioAsTrio:
+        self._iterator = self._obj.__aiter__()
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._obj.__aiter__()
+        return await run_aio(self._iterator.__anext__, loop=self._loop)
+
+    async def aclose(self) -> None:
+        """Close the asyncio async generator being iterated (on its loop)."""
+        iterator = self._iterator if self._iterator is not None else self._obj
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await run_aio(aclose, loop=self._loop)
+
+
+def aio_as_trio(obj: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> AioAsTrio:
+    """Use an asyncio async function, context manager or iterator from trio code.
+
+    ``await aio_as_trio(fn)(*args)``, ``async with aio_as_trio(session) as s:``,
+    ``async for item in aio_as_trio(agen):`` (then ``aclose()`` it if you stop early).
+    Each call runs in an asyncio task of its own, as with :func:`run_aio`, so an asyncio
+    context manager that must enter and exit in one task (``asyncio.timeout``,
+    ``TaskGroup``) belongs inside an asyncio function instead.
+    """
+    return AioAsTrio(obj, loop)
+
+
+class TrioAsAio:
+    """asyncio-flavoured view of a trio object: see :func:`trio_as_aio`."""
+
+    __slots__ = ("_iterator", "_loop", "_obj")
+
+    def __init__(self, obj: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._obj = obj
+        self._loop = loop
+        self._iterator: Any = None
+
+    def __call__(self, *args: Any) -> TrioCall[Any]:
+        return run_trio(self._obj, *args, loop=self._loop)
+
+    def __aenter__(self) -> TrioCall[Any]:
+        return run_trio(self._obj.__aenter__, loop=self._loop)
+
+    def __aexit__(self, *exc_info: Any) -> TrioCall[Any]:
+        return run_trio(self._obj.__aexit__, *exc_info, loop=self._loop)
+
+    def __aiter__(self) -> TrioAsAio:
+        self._iterator = self._obj.__aiter__()
+        return self
+
+    def __anext__(self) -> TrioCall[Any]:
+        if self._iterator is None:
+            self._iterator = self._obj.__aiter__()
+        return run_trio(self._iterator.__anext__, loop=self._loop)
+
+
+def trio_as_aio(obj: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> TrioAsAio:
+    """Use a trio async function, context manager or iterator from asyncio code.
+
+    ``await trio_as_aio(fn)(*args)``, ``async with trio_as_aio(cm) as x:``,
+    ``async for item in trio_as_aio(aiter):``.  Each call is a trio task of its own (as
+    with :func:`run_trio`), so a trio context manager that must enter and exit in one task
+    (a nursery, a cancel scope) belongs inside a trio function instead.
+    """
+    return TrioAsAio(obj, loop)

@@ -343,6 +343,92 @@ def test_a_trio_call_that_survives_cancellation_returns_its_value() -> None:
     _run(main)
 
 
+# -- adapters: what trio-asyncio users write ----------------------------------------------
+
+
+class _AioResource:
+    """An asyncio async context manager that needs its loop to enter and to exit."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def __aenter__(self) -> _AioResource:
+        await asyncio.sleep(1)
+        self.events.append(f"enter {sniffio.current_async_library()}")
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await asyncio.sleep(1)
+        self.events.append(f"exit {exc_info[0].__name__ if exc_info[0] else None}")
+
+
+def test_asyncio_context_managers_iterators_and_functions_from_trio() -> None:
+    closed = []
+
+    async def numbers() -> Any:
+        try:
+            for i in range(10):
+                await asyncio.sleep(1)
+                yield i
+        finally:
+            closed.append(True)
+
+    async def main() -> None:
+        async with st.open_loop():
+            resource = _AioResource()
+            async with st.aio_as_trio(resource) as entered:
+                assert entered is resource
+            with pytest.raises(Boom):
+                async with st.aio_as_trio(resource):
+                    raise Boom
+            assert resource.events == ["enter asyncio", "exit None", "enter asyncio", "exit Boom"]
+            assert [i async for i in st.aio_as_trio(numbers())] == list(range(10))
+            # Leaving early: aclose() finalizes the generator on its loop.
+            early = st.aio_as_trio(numbers())
+            async for i in early:
+                if i == 2:
+                    break
+            await early.aclose()
+            assert closed == [True, True]
+            assert await st.aio_as_trio(asyncio.sleep)(1, "called") == "called"
+
+    _run(main)
+
+
+def test_trio_context_managers_iterators_and_functions_from_asyncio() -> None:
+    events: list[str] = []
+
+    class TrioResource:
+        async def __aenter__(self) -> str:
+            await trio.sleep(1)
+            events.append(f"enter {sniffio.current_async_library()}")
+            return "resource"
+
+        async def __aexit__(self, *exc_info: Any) -> None:
+            await trio.sleep(1)
+            events.append("exit")
+
+    async def trio_numbers() -> Any:
+        for i in range(5):
+            await trio.sleep(1)
+            yield i
+
+    async def aio() -> list[Any]:
+        got: list[Any] = []
+        async with st.trio_as_aio(TrioResource()) as value:
+            got.append(value)
+        got.append([i async for i in st.trio_as_aio(trio_numbers())])
+        got.append(await st.trio_as_aio(trio.sleep)(1))
+        return got
+
+    async def main() -> None:
+        async with st.open_loop():
+            assert await st.run_aio(aio) == ["resource", [0, 1, 2, 3, 4], None]
+
+    _run(main)
+    assert events == ["enter trio", "exit"]
+
+
 # -- many tasks on both sides -----------------------------------------------------------
 
 
