@@ -241,6 +241,10 @@ class TrioDriver:
         self._wake_requested = False
         self._parked: list[trio.lowlevel.Task] = []
         self._instrument = _WakeOnForeignWork(self)
+        #: trio tasks waiting in await_future(), and for what.
+        self._waiters: dict[trio.lowlevel.Task, asyncio.Future[Any]] = {}
+        #: The driver task ended by an exception: the loop's callbacks no longer run.
+        self.broken = False
         self._closed = False
         self._core: Scheduler | None = None
         self._push_ready: Callable[[Callback], None] = _not_attached
@@ -362,10 +366,26 @@ class TrioDriver:
                 finally:
                     library.name = previous
                     self._release_parked()
+        except BaseException:
+            # An exception escaped a callback (SystemExit, KeyboardInterrupt) or the task was
+            # cancelled: nothing runs the loop's callbacks any more, so trio code waiting
+            # for an asyncio future must not wait for one.
+            self.broken = True
+            self._release_waiters()
+            raise
         finally:
             run.close()
             self._release_parked()
             trio.lowlevel.remove_instrument(self._instrument)
+
+    def _release_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for task, fut in waiters.items():
+            if fut.done():
+                trio.lowlevel.reschedule(task, outcome.capture(fut.result))
+            else:
+                error = RuntimeError("the asyncio loop stopped running (its driver task ended)")
+                trio.lowlevel.reschedule(task, outcome.Error(error))
 
     async def _wait(self, timeout: float | None) -> None:
         if timeout is not None and timeout <= 0.0:
@@ -727,19 +747,29 @@ async def await_future(fut: asyncio.Future[Any], driver: TrioDriver) -> Any:
     if fut.done():
         await trio.lowlevel.checkpoint()
         return fut.result()
+    if driver.broken:
+        raise RuntimeError("the asyncio loop stopped running (its driver task ended)")
     task = trio.lowlevel.current_task()
     raise_cancel: Callable[[], Any] | None = None
+    waiters = driver._waiters
 
     def done(fut: asyncio.Future[Any]) -> None:
-        trio.lowlevel.reschedule(task, outcome.capture(fut.result))
+        if waiters.pop(task, None) is not None:
+            trio.lowlevel.reschedule(task, outcome.capture(fut.result))
 
     def abort(raise_cancel_arg: Callable[[], Any]) -> trio.lowlevel.Abort:
         nonlocal raise_cancel
         raise_cancel = raise_cancel_arg
         fut.cancel()
         driver.wake_from_trio()
+        # Wait for the future to end, as its cancellation may take time, unless nothing
+        # runs the loop any more.
+        if driver.broken:
+            waiters.pop(task, None)
+            return _Abort.SUCCEEDED
         return _Abort.FAILED
 
+    waiters[task] = fut
     fut.add_done_callback(done)
     driver.wake_from_trio()
     try:

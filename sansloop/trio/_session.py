@@ -161,11 +161,29 @@ async def open_loop(*, debug: bool | None = None) -> AsyncIterator[EventLoop]:
                     await _shutdown(session, calls_host)
                     await service_host.close()
     except BaseExceptionGroup as group:
-        if body_error is None or list(group.exceptions) != [body_error]:
+        sole = _sole_leaf(group)
+        if sole is None:
             raise
-    # Only the body's own exception came out (trio wrapped it): raise it as it was.
+        body_error = sole
+    # One exception came out, wrapped by trio (perhaps several times, when it reached both
+    # the body and the loop's task): raise it as it was.
     if body_error is not None:
         raise body_error
+
+
+def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception object every leaf of ``group`` is, or None."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if leaves and all(leaf is leaves[0] for leaf in leaves):
+        return leaves[0]
+    return None
 
 
 async def _shutdown(session: Session, calls_host: _Host) -> None:

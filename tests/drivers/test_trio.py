@@ -201,6 +201,27 @@ def test_an_error_in_the_block_comes_out_unwrapped_after_shutdown() -> None:
     assert cancelled == [True]
 
 
+class Leave(SystemExit):
+    pass
+
+
+def test_system_exit_in_asyncio_code_ends_the_block_without_hanging() -> None:
+    """SystemExit escapes the loop's callbacks (as in asyncio): the driver task ends with it,
+    trio code awaiting asyncio work is released, and it comes out of open_loop unwrapped."""
+
+    async def aio() -> None:
+        await asyncio.sleep(1)
+        raise Leave(3)
+
+    async def main() -> None:
+        async with st.open_loop():
+            await st.run_aio(aio)
+
+    with pytest.raises(Leave) as info:
+        _run(main)
+    assert info.value.code == 3
+
+
 def test_sansloop_run_with_the_trio_driver() -> None:
     async def main() -> tuple[str, float]:
         loop = asyncio.get_running_loop()
