@@ -1,9 +1,12 @@
 """Crossing between trio and asyncio, both ways, with outcomes and cancellation carried through.
 
 * ``await run_aio(fn, *args)`` (trio -> asyncio): ``fn(*args)`` is called inside a new
-  asyncio task on the loop and awaited; an awaitable (coroutine, future, task) may be given
-  instead.  Cancelling the trio scope cancels the task (``CancelledError`` inside it) and
-  waits for it to end; ending cancelled raises ``trio.Cancelled``.
+  asyncio task on the loop, and awaited if it returns an awaitable (so objects that need a
+  running loop when they are made, such as ``aiohttp.ClientSession``, are made with
+  ``await run_aio(aiohttp.ClientSession)``); an awaitable (coroutine, future, task) may be
+  given instead of a function.  Cancelling the trio scope cancels the task
+  (``CancelledError`` inside it) and waits for it to end; ending cancelled raises
+  ``trio.Cancelled``.
 * ``await run_trio(fn, *args)`` (asyncio -> trio): ``fn(*args)`` runs in a new trio task of
   the session; the call is an asyncio future.  Cancelling it (or the asyncio task awaiting
   it: ``asyncio.timeout``, ``wait_for``, ``Task.cancel``) cancels the trio call's scope, and
@@ -38,12 +41,15 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-async def _call_in_asyncio(fn: Callable[..., Awaitable[_T]], args: tuple[Any, ...]) -> _T:
-    return await fn(*args)
+async def _call_in_asyncio(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 async def run_aio(
-    fn: Callable[..., Awaitable[_T]] | Awaitable[_T],
+    fn: Callable[..., Awaitable[_T]] | Callable[..., _T] | Awaitable[_T],
     *args: Any,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> _T:

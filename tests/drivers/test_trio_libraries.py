@@ -112,6 +112,48 @@ def test_aiohttp_server_and_client() -> None:
     ]
 
 
+@needs["aiohttp"]
+@pytest.mark.usefixtures("no_fd_leak")
+def test_aiohttp_client_used_from_trio_code() -> None:
+    """trio code drives an aiohttp client session directly, through aio_as_trio, against an
+    aiohttp server running on the same loop."""
+    from aiohttp import web
+
+    async def hello(request: Any) -> Any:
+        return web.Response(text=f"hello {request.match_info['name']}")
+
+    async def main() -> list[str]:
+        async with st.open_loop():
+            app = web.Application()
+            app.router.add_get("/{name}", hello)
+            runner = web.AppRunner(app)
+            await st.run_aio(runner.setup)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await st.run_aio(site.start)
+            port = runner.addresses[0][1]
+            texts: list[str] = []
+            try:
+                # Made inside the loop: a ClientSession needs a running loop.
+                new_session = await st.run_aio(aiohttp.ClientSession)
+                async with st.aio_as_trio(new_session) as session:
+
+                    async def fetch(name: str) -> None:
+                        response = await st.aio_as_trio(session.get)(
+                            f"http://127.0.0.1:{port}/{name}"
+                        )
+                        async with st.aio_as_trio(response):
+                            texts.append(await st.aio_as_trio(response.text)())
+
+                    async with trio.open_nursery() as nursery:
+                        for name in ("a", "b", "c"):
+                            nursery.start_soon(fetch, name)
+            finally:
+                await st.run_aio(runner.cleanup)
+            return sorted(texts)
+
+    assert trio.run(main) == ["hello a", "hello b", "hello c"]
+
+
 async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
