@@ -8,6 +8,7 @@ and exactly; the networking tests use real sockets and the real clock.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import signal
 import socket
@@ -360,6 +361,34 @@ def test_a_trio_call_that_survives_cancellation_returns_its_value() -> None:
     async def main() -> None:
         async with st.open_loop():
             assert await st.run_aio(aio) == "finished"
+
+    _run(main)
+
+
+_cvar: contextvars.ContextVar[str] = contextvars.ContextVar("sansloop_test_cvar")
+
+
+def test_context_variables_flow_into_each_crossing_and_not_back() -> None:
+    """As with a new task on either side: the callee starts with a copy of the caller's
+    context, and what it sets stays its own."""
+
+    async def in_trio() -> str:
+        seen = _cvar.get()
+        _cvar.set("trio")
+        return seen
+
+    async def in_asyncio() -> list[str]:
+        seen = [_cvar.get()]
+        _cvar.set("asyncio")
+        seen.append(await st.run_trio(in_trio))
+        seen.append(_cvar.get())
+        return seen
+
+    async def main() -> None:
+        _cvar.set("outer")
+        async with st.open_loop():
+            assert await st.run_aio(in_asyncio) == ["outer", "asyncio", "asyncio"]
+            assert _cvar.get() == "outer"
 
     _run(main)
 
