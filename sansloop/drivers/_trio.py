@@ -21,9 +21,12 @@ the generator to run the next batch.  Everything else a driver owns maps onto tr
   :class:`_Direction` per descriptor and direction, each with a trio task awaiting
   ``trio.lowlevel.wait_readable``/``wait_writable``.  When the descriptor is ready the task
   retries the queued socket operations in order (``_socket_ops``, as the selectors driver
-  does) and pushes the live reader/writer handle onto the core; then it waits until the
-  batch that runs the handle is over before it looks at the descriptor again (level
-  triggering without a busy loop).  Removing the last interest cancels the task, which
+  does) and pushes the live reader/writer handle onto the core.  If the loop's task is
+  parked, the readiness task runs the batch itself, then and there (the loop's iterations
+  are a generator any task may resume while no one else does), which saves two trio task
+  steps per report; otherwise it wakes the loop's task and waits until the batch that runs
+  the handle is over before it looks at the descriptor again (level triggering without a
+  busy loop).  Removing the last interest cancels the task, which
   drops trio's registration before the caller can close the descriptor.  Stream, datagram
   and listener channels are the readiness ones the selectors driver uses, unchanged.
 * **Signals** are trio's: ``trio.open_signal_receiver`` per signal (asyncio's
@@ -71,7 +74,7 @@ if TYPE_CHECKING:
         StreamDriver,
     )
 
-__all__ = ["TrioDriver", "await_future"]
+__all__ = ["TrioDriver", "await_future", "sole_exception"]
 
 _Abort = trio.lowlevel.Abort
 #: How many batches may run back to back, each leaving more ready, before trio's tasks and
@@ -245,6 +248,10 @@ class TrioDriver:
         self._waiters: dict[trio.lowlevel.Task, asyncio.Future[Any]] = {}
         #: The driver task ended by an exception: the loop's callbacks no longer run.
         self.broken = False
+        #: The loop's iterations while :meth:`drive` runs them.
+        self._run: Generator[float | None, None, None] | None = None
+        self._in_batch = False
+        self._finished = False
         self._closed = False
         self._core: Scheduler | None = None
         self._push_ready: Callable[[Callback], None] = _not_attached
@@ -311,10 +318,13 @@ class TrioDriver:
                     self._nursery = None
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            if body_error is None or list(group.exceptions) != [body_error]:
+            sole = sole_exception(group)
+            if sole is None:
                 raise
+            body_error = sole
         if body_error is not None:
-            # Only the loop's own exception came out (trio wrapped it): raise it as it was.
+            # One exception came out, wrapped by trio (perhaps more than once, when it reached
+            # this task and a readiness task): raise it as it was.
             raise body_error
 
     def wake_from_trio(self) -> None:
@@ -342,10 +352,11 @@ class TrioDriver:
     ) -> None:
         """Run the loop's iterations (``run``, from ``EventLoop._run_as_guest``) in this
         trio task until the loop stops; ``started()`` is called once the loop runs."""
-        library = sniffio.thread_local
         trio.lowlevel.add_instrument(self._instrument)
+        self._finished = False
         try:
             timeout = next(run)
+            self._run = run
             if started is not None:
                 started()
             busy = 0
@@ -357,15 +368,13 @@ class TrioDriver:
                 else:
                     busy = 0
                     await self._wait(timeout)
-                # asyncio code runs now: libraries that ask sniffio must hear "asyncio".
-                previous, library.name = library.name, "asyncio"
+                    if self._finished:
+                        # A readiness task ran the batch in which the loop stopped.
+                        return
                 try:
-                    timeout = run.send(None)
+                    timeout = self._step()
                 except StopIteration:
                     return
-                finally:
-                    library.name = previous
-                    self._release_parked()
         except BaseException:
             # An exception escaped a callback (SystemExit, KeyboardInterrupt) or the task was
             # cancelled: nothing runs the loop's callbacks any more, so trio code waiting
@@ -374,9 +383,57 @@ class TrioDriver:
             self._release_waiters()
             raise
         finally:
+            self._run = None
             run.close()
             self._release_parked()
             trio.lowlevel.remove_instrument(self._instrument)
+
+    def _step(self) -> float | None:
+        """Run one batch (resume the loop's iterations); StopIteration once it stopped."""
+        assert self._run is not None
+        # asyncio code runs now: libraries that ask sniffio must hear "asyncio".
+        library = sniffio.thread_local
+        previous, library.name = library.name, "asyncio"
+        self._in_batch = True
+        try:
+            return self._run.send(None)
+        finally:
+            self._in_batch = False
+            library.name = previous
+            self._release_parked()
+
+    def _run_batch_here(self) -> bool:
+        """From a readiness task: run the batch now, in this task, if the loop's task is
+        parked waiting (this saves two trio task steps per readiness report: waking the
+        loop's task, and coming back to watch again).  Return whether it ran."""
+        if self._sleeper is None or self._run is None or self._in_batch:
+            return False
+        try:
+            # What the batch makes ready (a task woken by the data) runs here too, within
+            # the same limit as back-to-back batches in the loop's own task.
+            timeout = self._step()
+            for _ in range(_BUSY_BATCHES):
+                if timeout is None or timeout > 0.0:
+                    break
+                timeout = self._step()
+        except StopIteration:
+            self._finished = True
+            self._wake()
+            return True
+        except BaseException:
+            self._finished = True
+            raise
+        if timeout is not None:
+            if timeout <= 0.0:
+                self._wake()
+            else:
+                assert self._core is not None
+                when = self._core.next_deadline()
+                if when is None or when - self.time() > timeout:
+                    when = self.time() + timeout
+                if when < self._deadline:
+                    self._wake()
+        return True
 
     def _release_waiters(self) -> None:
         waiters, self._waiters = self._waiters, {}
@@ -528,7 +585,7 @@ class TrioDriver:
                 except (OSError, trio.BusyResourceError, trio.ClosedResourceError) as exc:
                     self._failed(table, direction, exc)
                     return
-                if self._ready(table, direction):
+                if self._ready(table, direction) and not self._run_batch_here():
                     await self._until_batch_ran()
 
     def _ready(self, table: dict[int, _Direction], direction: _Direction) -> bool:
@@ -549,8 +606,12 @@ class TrioDriver:
                 direction.handle = None
             else:
                 self._push_ready(handle)
-                pushed = woken = True
-        if woken:
+                pushed = True
+        if pushed:
+            # The caller runs the batch itself if the loop's task is parked, else wakes it.
+            if self._sleeper is None:
+                self._wake()
+        elif woken:
             self._wake()
         if not direction.wanted():
             self._forget(table, direction)
@@ -716,6 +777,21 @@ class TrioDriver:
         if watch is not None:
             watch.scope.cancel()
             watch.receiver.__exit__(None, None, None)
+
+
+def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception object every leaf of ``group`` is, or None."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if leaves and all(leaf is leaves[0] for leaf in leaves):
+        return leaves[0]
+    return None
 
 
 def _forget_trio_run_after_fork() -> None:

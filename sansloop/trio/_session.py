@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import trio
 
 from sansloop.compat import EventLoop
-from sansloop.drivers._trio import TrioDriver, await_future
+from sansloop.drivers._trio import TrioDriver, await_future, sole_exception
 
 __all__ = ["Session", "current_loop", "open_loop", "run", "session_of"]
 
@@ -161,7 +161,7 @@ async def open_loop(*, debug: bool | None = None) -> AsyncIterator[EventLoop]:
                     await _shutdown(session, calls_host)
                     await service_host.close()
     except BaseExceptionGroup as group:
-        sole = _sole_leaf(group)
+        sole = sole_exception(group)
         if sole is None:
             raise
         body_error = sole
@@ -169,21 +169,6 @@ async def open_loop(*, debug: bool | None = None) -> AsyncIterator[EventLoop]:
     # the body and the loop's task): raise it as it was.
     if body_error is not None:
         raise body_error
-
-
-def _sole_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception object every leaf of ``group`` is, or None."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    if leaves and all(leaf is leaves[0] for leaf in leaves):
-        return leaves[0]
-    return None
 
 
 async def _shutdown(session: Session, calls_host: _Host) -> None:
