@@ -13,6 +13,7 @@ work over), since the workloads drive their loop with ``run_until_complete``.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import multiprocessing.connection
 from typing import Any
@@ -30,7 +31,10 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
 
     by_name = {w.name: w for w in WORKLOADS}
     while True:
-        request = conn.recv()
+        try:
+            request = conn.recv()
+        except EOFError:  # the parent is gone
+            return
         if request is None:
             return
         name, size = request
@@ -70,6 +74,7 @@ class TrioAsyncioWorker:
             self._process.start()
             child.close()
             self._conn = parent
+            atexit.register(self.close)
         self._conn.send((workload.name, size))
         status, value = self._conn.recv()
         if status == "ok":
