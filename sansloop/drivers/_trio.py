@@ -8,9 +8,10 @@ the generator to run the next batch.  Everything else a driver owns maps onto tr
 * **Clock.**  ``time()`` is the trio run's clock (``trio.lowlevel.current_clock()``), so a
   ``trio.testing.MockClock`` -- autojump included -- drives asyncio's timers too.
 * **Waiting.**  A zero timeout is a plain trio checkpoint (other trio tasks and I/O run
-  between two batches); otherwise the driver task parks with ``wait_task_rescheduled``
-  under a cancel scope whose deadline is the next timer, so trio's own deadline machinery
-  (and MockClock's autojump) wakes it.
+  between two batches; when batch after batch leaves more ready, up to eight run back to
+  back first); otherwise the driver task parks with ``wait_task_rescheduled`` under a cancel
+  scope whose deadline is the next timer, so trio's own deadline machinery (and MockClock's
+  autojump) wakes it.
 * **Wake-ups.**  Other threads (``call_soon_threadsafe``, executor results) and signal
   handlers go through the trio token's ``run_sync_soon``.  Trio code on the loop's thread
   that hands the loop work directly (setting an asyncio future, ``loop.call_soon``) is
@@ -20,9 +21,12 @@ the generator to run the next batch.  Everything else a driver owns maps onto tr
   :class:`_Direction` per descriptor and direction, each with a trio task awaiting
   ``trio.lowlevel.wait_readable``/``wait_writable``.  When the descriptor is ready the task
   retries the queued socket operations in order (``_socket_ops``, as the selectors driver
-  does) and pushes the live reader/writer handle onto the core; then it waits until the
-  batch that runs the handle is over before it looks at the descriptor again (level
-  triggering without a busy loop).  Removing the last interest cancels the task, which
+  does) and pushes the live reader/writer handle onto the core.  If the loop's task is
+  parked, the readiness task runs the batch itself, then and there (the loop's iterations
+  are a generator any task may resume while no one else does), which saves two trio task
+  steps per report; otherwise it wakes the loop's task and waits until the batch that runs
+  the handle is over before it looks at the descriptor again (level triggering without a
+  busy loop).  Removing the last interest cancels the task, which
   drops trio's registration before the caller can close the descriptor.  Stream, datagram
   and listener channels are the readiness ones the selectors driver uses, unchanged.
 * **Signals** are trio's: ``trio.open_signal_receiver`` per signal (asyncio's
@@ -73,6 +77,10 @@ if TYPE_CHECKING:
 __all__ = ["TrioDriver", "await_future", "sole_exception"]
 
 _Abort = trio.lowlevel.Abort
+#: How many batches may run back to back, each leaving more ready, before trio's tasks and
+#: I/O get a checkpoint (a checkpoint costs a whole trio scheduler pass; asyncio code that
+#: keeps the loop busy still lets trio in every few batches).
+_BUSY_BATCHES = 8
 
 
 def _not_attached(handle: Callback) -> None:
@@ -242,6 +250,8 @@ class TrioDriver:
         self.broken = False
         #: The loop's iterations while :meth:`drive` runs them.
         self._run: Generator[float | None, None, None] | None = None
+        self._in_batch = False
+        self._finished = False
         self._closed = False
         self._core: Scheduler | None = None
         self._push_ready: Callable[[Callback], None] = _not_attached
@@ -313,7 +323,8 @@ class TrioDriver:
                 raise
             body_error = sole
         if body_error is not None:
-            # One exception came out, wrapped by trio: raise it as it was.
+            # One exception came out, wrapped by trio (perhaps more than once, when it reached
+            # this task and a readiness task): raise it as it was.
             raise body_error
 
     def wake_from_trio(self) -> None:
@@ -342,13 +353,24 @@ class TrioDriver:
         """Run the loop's iterations (``run``, from ``EventLoop._run_as_guest``) in this
         trio task until the loop stops; ``started()`` is called once the loop runs."""
         trio.lowlevel.add_instrument(self._instrument)
+        self._finished = False
         try:
             timeout = next(run)
             self._run = run
             if started is not None:
                 started()
+            busy = 0
             while True:
-                await self._wait(timeout)
+                if timeout is not None and timeout <= 0.0 and busy < _BUSY_BATCHES:
+                    # More is ready: run the next batch at once, a few times in a row,
+                    # before letting trio's tasks and I/O in again.
+                    busy += 1
+                else:
+                    busy = 0
+                    await self._wait(timeout)
+                    if self._finished:
+                        # A readiness task ran the batch in which the loop stopped.
+                        return
                 try:
                     timeout = self._step()
                 except StopIteration:
@@ -372,11 +394,46 @@ class TrioDriver:
         # asyncio code runs now: libraries that ask sniffio must hear "asyncio".
         library = sniffio.thread_local
         previous, library.name = library.name, "asyncio"
+        self._in_batch = True
         try:
             return self._run.send(None)
         finally:
+            self._in_batch = False
             library.name = previous
             self._release_parked()
+
+    def _run_batch_here(self) -> bool:
+        """From a readiness task: run the batch now, in this task, if the loop's task is
+        parked waiting (this saves two trio task steps per readiness report: waking the
+        loop's task, and coming back to watch again).  Return whether it ran."""
+        if self._sleeper is None or self._run is None or self._in_batch:
+            return False
+        try:
+            # What the batch makes ready (a task woken by the data) runs here too, within
+            # the same limit as back-to-back batches in the loop's own task.
+            timeout = self._step()
+            for _ in range(_BUSY_BATCHES):
+                if timeout is None or timeout > 0.0:
+                    break
+                timeout = self._step()
+        except StopIteration:
+            self._finished = True
+            self._wake()
+            return True
+        except BaseException:
+            self._finished = True
+            raise
+        if timeout is not None:
+            if timeout <= 0.0:
+                self._wake()
+            else:
+                assert self._core is not None
+                when = self._core.next_deadline()
+                if when is None or when - self.time() > timeout:
+                    when = self.time() + timeout
+                if when < self._deadline:
+                    self._wake()
+        return True
 
     def _release_waiters(self) -> None:
         waiters, self._waiters = self._waiters, {}
@@ -523,17 +580,12 @@ class TrioDriver:
         table = self._readers if direction.reading else self._writers
         with direction.scope:
             while True:
-                if direction.scope.cancel_called:
-                    # Forgotten during a batch this task ran: the descriptor may be closed
-                    # by now, or its number reused by a new socket, which trio must not be
-                    # asked about on our behalf.
-                    return
                 try:
                     await wait(direction.fd)
                 except (OSError, trio.BusyResourceError, trio.ClosedResourceError) as exc:
                     self._failed(table, direction, exc)
                     return
-                if self._ready(table, direction):
+                if self._ready(table, direction) and not self._run_batch_here():
                     await self._until_batch_ran()
 
     def _ready(self, table: dict[int, _Direction], direction: _Direction) -> bool:
@@ -555,7 +607,11 @@ class TrioDriver:
             else:
                 self._push_ready(handle)
                 pushed = True
-        if pushed or woken:
+        if pushed:
+            # The caller runs the batch itself if the loop's task is parked, else wakes it.
+            if self._sleeper is None:
+                self._wake()
+        elif woken:
             self._wake()
         if not direction.wanted():
             self._forget(table, direction)

@@ -559,7 +559,7 @@ def test_trio_code_handing_the_loop_work_wakes_it() -> None:
 
 def test_a_busy_asyncio_loop_still_lets_trio_run() -> None:
     """asyncio code spinning on sleep(0) until trio code (needing many checkpoints of its
-    own) sets a flag: a loop that always has work ready must not starve trio."""
+    own) sets a flag: the loop's back-to-back batches must not starve trio."""
     flag = []
 
     async def trio_side() -> None:
