@@ -1,6 +1,7 @@
-"""The loops compared: sansloop, stock asyncio, uvloop (when importable), and sansloop on the
+"""The loops compared: sansloop, stock asyncio, uvloop (when importable); sansloop on the
 virtual driver (virtual time: its sleeps take no real time, so only its per-step cost and
-its sleep-heavy runs say something)."""
+its sleep-heavy runs say something); sansloop's trio driver and trio-asyncio (when trio and
+trio-asyncio are importable)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["CONTENDER_NAMES", "Contender", "available_contenders"]
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 #: Every contender this suite knows, in table order.
-CONTENDER_NAMES: tuple[str, ...] = ("sansloop", "asyncio", "uvloop", "virtual")
+CONTENDER_NAMES: tuple[str, ...] = (
+    "sansloop",
+    "asyncio",
+    "uvloop",
+    "virtual",
+    "sansloop-trio",
+    "trio-asyncio",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,8 @@ class Contender:
     name: str
     new_loop: LoopFactory
     version: str
+    #: Times a run itself instead of on a loop from ``new_loop`` (trio-asyncio's worker).
+    timer: Callable[[Any, int], float] | None = None
 
 
 def _stock_asyncio_factory() -> LoopFactory:
@@ -68,11 +79,42 @@ def _uvloop() -> Contender:
     return Contender("uvloop", uvloop.new_event_loop, getattr(uvloop, "__version__", "?"))
 
 
+def _sansloop_trio() -> Contender:
+    import functools
+
+    import trio
+
+    import sansloop
+
+    return Contender(
+        "sansloop-trio",
+        functools.partial(sansloop.new_event_loop, driver="trio"),
+        f"trio {trio.__version__}",
+    )
+
+
+def _trio_asyncio() -> Contender:
+    import importlib.util
+
+    if importlib.util.find_spec("trio_asyncio") is None:
+        raise ImportError("No module named 'trio_asyncio'")
+    from ._trio_worker import TrioAsyncioWorker
+
+    worker = TrioAsyncioWorker()
+    return Contender("trio-asyncio", _no_local_loop, worker.version(), timer=worker)
+
+
+def _no_local_loop() -> asyncio.AbstractEventLoop:
+    raise RuntimeError("trio-asyncio runs in its worker process")
+
+
 _MAKERS: dict[str, Callable[[], Contender]] = {
     "sansloop": _sansloop,
     "asyncio": _asyncio,
     "uvloop": _uvloop,
     "virtual": _virtual,
+    "sansloop-trio": _sansloop_trio,
+    "trio-asyncio": _trio_asyncio,
 }
 
 

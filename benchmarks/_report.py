@@ -16,11 +16,18 @@ from ._runner import Result
 __all__ = ["format_table", "to_json", "write_json"]
 
 _OTHERS = ("asyncio", "uvloop")
+#: The trio driver, and what it is measured against.
+_TRIO = "sansloop-trio"
+_TRIO_OTHERS = ("trio-asyncio", "sansloop")
 #: The ratio columns: (column title, the contender whose speed is shown, against whom).
 _RATIOS = (
     ("vs asyncio", "sansloop", "asyncio"),
     ("vs uvloop", "sansloop", "uvloop"),
     ("virtual vs asyncio", "virtual", "asyncio"),
+    # The trio driver against the other way to run asyncio in trio, and against sansloop's
+    # own selectors driver.
+    ("trio vs trio-asyncio", _TRIO, "trio-asyncio"),
+    ("trio vs sansloop", _TRIO, "sansloop"),
 )
 
 
@@ -85,6 +92,11 @@ def format_table(
             "vs X: X's time / sansloop's time (virtual's, in the virtual column), of medians "
             "(of mins); above 1: X is slower"
         )
+    if any(of == _TRIO for _, of, _ in ratios):
+        out.append(
+            "trio vs X: X's time / sansloop-trio's time (the trio driver, each run a trio "
+            "run); trio-asyncio runs in a worker process (it patches asyncio globally)"
+        )
     out += ["", line(rows[0]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in rows[1:]]
     notes = [
@@ -133,6 +145,9 @@ def to_json(
                     o: r.speedup(o, best=True) for o in _OTHERS if o in r.times
                 },
                 "virtual_speedup": {o: r.speedup(o, "virtual") for o in _OTHERS if o in r.times},
+                "trio_driver_speedup": {
+                    o: r.speedup(o, _TRIO) for o in _TRIO_OTHERS if o in r.times
+                },
             }
             for r in results
         },

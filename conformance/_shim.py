@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Generator
 from typing import Any
@@ -67,6 +68,16 @@ def _route_logging() -> None:
             module.logger = proxy  # type: ignore[attr-defined]
 
 
+#: The driver of the loops the tests get: ``SANSLOOP_CONFORMANCE_DRIVER`` (a driver name, e.g.
+#: ``trio`` for the hosted trio driver), else sansloop's default (selectors).
+DRIVER = os.environ.get("SANSLOOP_CONFORMANCE_DRIVER") or None
+
+
+def new_loop() -> sansloop.EventLoop:
+    """A loop on the driver under test."""
+    return sansloop.EventLoop(DRIVER)
+
+
 class SansloopPolicy(asyncio.DefaultEventLoopPolicy):
     """asyncio's default policy, making ``sansloop.EventLoop`` loops.
 
@@ -75,7 +86,7 @@ class SansloopPolicy(asyncio.DefaultEventLoopPolicy):
     in ``setUp`` (``sansloop.EventLoopPolicy`` has none; see RULES.md).
     """
 
-    _loop_factory = sansloop.EventLoop
+    _loop_factory = staticmethod(new_loop)
 
 
 class _VirtualDriver:

@@ -106,8 +106,18 @@ def _make_driver(driver: Driver | str | None) -> Driver:
         return SelectorDriver()
     if driver == "virtual":
         return VirtualDriver()
+    if driver == "trio":
+        try:
+            from sansloop.drivers._trio import TrioDriver
+        except ImportError as exc:
+            raise ValueError(
+                f"the trio driver needs trio (pip install sansloop[trio]): {exc}"
+            ) from None
+        return TrioDriver()
     if isinstance(driver, str):
-        raise ValueError(f"unknown sansloop driver {driver!r}; available: 'selectors', 'virtual'")
+        raise ValueError(
+            f"unknown sansloop driver {driver!r}; available: 'selectors', 'trio', 'virtual'"
+        )
     missing = [
         name for name in ("attach", "time", "wait", "wakeup", "close") if not hasattr(driver, name)
     ]
@@ -138,6 +148,10 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._driver.time if type(self).time is EventLoop.time else self.time
         )
         self._wait = self._driver.wait
+        # Optional (drivers.HostingDriver): a driver that runs the iterations itself.
+        self._host: Callable[[Generator[float | None, None, None]], None] | None = getattr(
+            self._driver, "host", None
+        )
         # Optional (drivers.WorkTrackingDriver): work outside the core the clock waits for.
         self._track_job: Callable[[concurrent.futures.Future[Any]], None] | None = getattr(
             self._driver, "track_job", None
@@ -182,6 +196,12 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def run_forever(self) -> None:
         """Run until :meth:`stop` is called."""
+        if self._host is not None:
+            # The driver runs the iterations itself (the trio driver, inside a trio run).
+            self._check_closed()
+            self._check_running()
+            self._host(self._run_as_guest())
+            return
         self._run_forever_setup()
         try:
             if type(self)._run_once is not EventLoop._run_once:
@@ -288,9 +308,7 @@ class EventLoop(asyncio.AbstractEventLoop):
     def _run_forever_setup(self) -> None:
         self._check_closed()
         self._check_running()
-        self._state = next_state(self._state, LoopEvent.RUN)
-        self._set_origin_tracking(self._debug)
-        self._thread_id = threading.get_ident()
+        self._begin_run()
         self._old_agen_hooks = sys.get_asyncgen_hooks()
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
@@ -300,14 +318,56 @@ class EventLoop(asyncio.AbstractEventLoop):
         _events._set_running_loop(self)
 
     def _run_forever_cleanup(self) -> None:
-        if self._state.is_running:
-            self._state = next_state(self._state, LoopEvent.FINISH)
-        self._thread_id = None
+        self._end_run()
         _events._set_running_loop(None)
-        self._set_origin_tracking(False)
         if self._old_agen_hooks is not None:
             sys.set_asyncgen_hooks(*self._old_agen_hooks)
             self._old_agen_hooks = None
+
+    def _begin_run(self) -> None:
+        self._state = next_state(self._state, LoopEvent.RUN)
+        self._set_origin_tracking(self._debug)
+        self._thread_id = threading.get_ident()
+
+    def _end_run(self) -> None:
+        if self._state.is_running:
+            self._state = next_state(self._state, LoopEvent.FINISH)
+        self._polling = False
+        self._thread_id = None
+        self._set_origin_tracking(False)
+
+    def _run_as_guest(self) -> Generator[float | None, None, None]:
+        """``run_forever``, unrolled for a driver that waits asynchronously (trio's).
+
+        The generator yields each iteration's timeout; the driver waits that long (or until
+        woken), queuing ready I/O on the core, then resumes it to run one batch.  It ends
+        when the loop is stopped; closing it ends the run at once.  The loop counts as
+        running throughout, but it is asyncio's running loop (with its async-generator
+        hooks) only while a batch runs: between batches the host's own code runs on this
+        thread and must not see it.
+        """
+        self._check_closed()
+        self._begin_run()
+        core = self._core
+        hooks = (self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        try:
+            while True:
+                self._polling = True
+                yield core.timeout(self._clock(), self._state is _STOPPING, True)
+                self._polling = False
+                host_loop = _events._get_running_loop()
+                host_hooks = sys.get_asyncgen_hooks()
+                _events._set_running_loop(self)
+                sys.set_asyncgen_hooks(*hooks)
+                try:
+                    core.run_ready(self._clock(), self._runner)
+                finally:
+                    sys.set_asyncgen_hooks(*host_hooks)
+                    _events._set_running_loop(host_loop)
+                if self._state is _STOPPING:
+                    return
+        finally:
+            self._end_run()
 
     def _run_once(self) -> None:
         """One iteration: wait for I/O (or not at all), then run one batch."""

@@ -47,10 +47,18 @@ def run(
     subclass) and is closed afterwards, once the remaining tasks are cancelled and async
     generators and the default executor are shut down.  ``debug`` sets the loop's debug
     mode (None keeps the ``-X dev``/``PYTHONASYNCIODEBUG`` default).  The global policy and
-    the thread's current loop are left alone.
+    the thread's current loop are left alone.  ``driver="trio"`` runs ``main`` on trio's
+    event loop instead (``sansloop.trio.run``).
     """
     if _events._get_running_loop() is not None:
         raise RuntimeError("sansloop.run() cannot be called from a running event loop")
+    if driver == "trio":
+        if loop_factory is not None:
+            raise TypeError("sansloop.run() takes a driver or a loop_factory, not both")
+        # trio's event loop runs the program; the asyncio loop is its guest.
+        from sansloop.trio import run as trio_run
+
+        return trio_run(main, debug=debug)
     if loop_factory is None:
         loop_factory = functools.partial(new_event_loop, driver=driver)
     elif driver is not None:

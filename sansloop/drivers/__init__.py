@@ -4,6 +4,7 @@ from ._contract import ChildDriver as ChildDriver
 from ._contract import DatagramDriver as DatagramDriver
 from ._contract import Driver as Driver
 from ._contract import FileDescriptorLike as FileDescriptorLike
+from ._contract import HostingDriver as HostingDriver
 from ._contract import PipeDriver as PipeDriver
 from ._contract import PipeLike as PipeLike
 from ._contract import ReadinessDriver as ReadinessDriver
@@ -42,6 +43,7 @@ __all__ = [
     "Driver",
     "Exploration",
     "FileDescriptorLike",
+    "HostingDriver",
     "LeakMode",
     "LeakReport",
     "LeakWatch",

@@ -18,10 +18,12 @@ Two capabilities sit beside that core contract, each its own Protocol:
 Every driver is attached once to the loop that owns it, right after the loop made its core
 (:meth:`Driver.attach`): that is where a driver learns where ready callbacks go
 (``core.push_ready``) and, for the virtual driver, when the next timer is due
-(``core.next_deadline()``).  Two more capabilities serve the virtual driver:
-:class:`WorkTrackingDriver`, for drivers whose clock must wait for work the core cannot see
-(executor jobs, helper threads), and :class:`RunObserver`, which a driver offers as its
-``leak_watch`` attribute to hear where a run is in its life (the leak report).
+(``core.next_deadline()``).  :class:`HostingDriver` is for a driver that runs the
+iterations itself (the trio driver made outside trio: each ``run_forever`` is a trio run).
+Two more capabilities serve the virtual driver: :class:`WorkTrackingDriver`, for drivers
+whose clock must wait for work the core cannot see (executor jobs, helper threads), and
+:class:`RunObserver`, which a driver offers as its ``leak_watch`` attribute to hear where a
+run is in its life (the leak report).
 
 ``docs/architecture.md`` describes how each driver meets this contract.
 """
@@ -32,7 +34,7 @@ import asyncio
 import concurrent.futures
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sansloop.core import (
@@ -53,6 +55,7 @@ __all__ = [
     "DatagramDriver",
     "Driver",
     "FileDescriptorLike",
+    "HostingDriver",
     "PipeDriver",
     "PipeLike",
     "ReadinessDriver",
@@ -128,6 +131,20 @@ class PipeLike(Protocol):
 
 #: What ``add_reader`` and friends accept: a descriptor or an object with ``fileno()``.
 FileDescriptorLike = int | _HasFileno
+
+
+class HostingDriver(Driver, Protocol):
+    """A driver that runs the loop's iterations itself instead of being called to wait.
+
+    ``run_forever`` hands it ``EventLoop._run_as_guest()``, a generator that yields each
+    iteration's timeout and runs one batch per ``send(None)`` until the loop stops; the
+    driver waits between the two however its host does (the trio driver starts a trio run
+    and awaits).  :meth:`Driver.wait` is then never called.
+    """
+
+    def host(self, run: Generator[float | None, None, None]) -> None:
+        """Run ``run`` to its end, blocking; exceptions from callbacks come out of it."""
+        ...
 
 
 class WorkTrackingDriver(Driver, Protocol):

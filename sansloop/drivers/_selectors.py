@@ -86,29 +86,6 @@ def _not_attached(handle: Callback) -> None:
     raise RuntimeError("the driver was never attached to a core (call attach() first)")
 
 
-def _settle(op: ops.Op, first: bool) -> bool:
-    """Try ``op`` once; complete its future and return True unless the call would block."""
-    fut = op.fut
-    try:
-        result = op.first() if first else op.step()
-    except (BlockingIOError, InterruptedError):
-        return False
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        if op.abandon is not None:
-            fut.remove_done_callback(op.abandon)
-        fut.set_exception(exc)
-        return True
-    if result is ops.AGAIN:
-        return False
-    if op.abandon is not None:
-        # Completed by us, not cancelled: no need for the clean-up callback to run.
-        fut.remove_done_callback(op.abandon)
-    fut.set_result(result)
-    return True
-
-
 class SelectorDriver:
     """Waits on a selector; wakes through a socketpair; routes signals on Unix."""
 
@@ -330,9 +307,9 @@ class SelectorDriver:
             watch = self._watches.get(fd)
         # Behind operations already waiting in this direction, an attempt would jump the
         # queue (and interleave the bytes of two sendall() calls).
-        if (watch is None or not (watch.read_ops if op.reading else watch.write_ops)) and _settle(
-            op, True
-        ):
+        if (
+            watch is None or not (watch.read_ops if op.reading else watch.write_ops)
+        ) and ops.settle(op, True):
             return
         if self._closed:
             op.fut.set_exception(RuntimeError("the selector driver is closed"))
@@ -392,7 +369,7 @@ class SelectorDriver:
             changed = False
             while queue:
                 op = queue[0]
-                if op.fut.done() or _settle(op, False):
+                if op.fut.done() or ops.settle(op, False):
                     queue.popleft()
                     changed = True
                 else:

@@ -28,6 +28,7 @@ __all__ = [
     "RecvInto",
     "SendAll",
     "SendTo",
+    "settle",
 ]
 
 #: Returned by :meth:`Op.step` when the operation progressed but must wait again.
@@ -189,3 +190,26 @@ class Accept(Op):
             conn.close()
             raise
         return conn, address
+
+
+def settle(op: Op, first: bool) -> bool:
+    """Try ``op`` once; complete its future and return True unless the call would block."""
+    fut = op.fut
+    try:
+        result = op.first() if first else op.step()
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if op.abandon is not None:
+            fut.remove_done_callback(op.abandon)
+        fut.set_exception(exc)
+        return True
+    if result is AGAIN:
+        return False
+    if op.abandon is not None:
+        # Completed by us, not cancelled: no need for the clean-up callback to run.
+        fut.remove_done_callback(op.abandon)
+    fut.set_result(result)
+    return True
