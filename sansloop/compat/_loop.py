@@ -184,6 +184,9 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._signal_handlers: dict[int, asyncio.Handle] = {}
         # Descriptors owned by transports: the readiness and sock_* methods refuse them.
         self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        # The servers made on this loop (weakly): the virtual driver's leak report names the
+        # ones still open when the loop closes.
+        self._servers: weakref.WeakSet[Any] = weakref.WeakSet()
         self.set_debug(_debug_from_environment())
 
     def __repr__(self) -> str:

@@ -76,6 +76,7 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
         self._listeners: dict[socket.socket, StreamListener] = {}
+        loop._servers.add(self)
         # Unix socket paths to unlink on close: socket -> the inode it was bound to.
         self._cleanup = cleanup or {}
 

@@ -17,6 +17,7 @@ from ._contract import WorkTrackingDriver as WorkTrackingDriver
 from ._deadlock import VirtualDeadlock as VirtualDeadlock
 from ._deadlock import WaitingTask as WaitingTask
 from ._leaks import LeakedJob as LeakedJob
+from ._leaks import LeakedResource as LeakedResource
 from ._leaks import LeakMode as LeakMode
 from ._leaks import LeakReport as LeakReport
 from ._leaks import LeakWatch as LeakWatch
@@ -48,6 +49,7 @@ __all__ = [
     "LeakReport",
     "LeakWatch",
     "LeakedJob",
+    "LeakedResource",
     "Link",
     "PipeDriver",
     "PipeLike",

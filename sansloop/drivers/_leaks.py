@@ -17,8 +17,11 @@ writes a :class:`LeakReport`:
   alive with an unretrieved exception (one kept alive by a reference cycle would otherwise
   be logged only when the collector runs, maybe during another test).
 
-Transports and servers left open will be two more sections: a report is a set of named
-sections, each a tuple of frozen descriptions, so adding a kind adds a field and a heading.
+* **transports and servers left open** when the loop closes (asyncio would only warn
+  "unclosed transport" whenever the collector got to them, if ever).
+
+A report is a set of named sections, each a tuple of frozen descriptions, so adding a kind
+adds a field and a heading.
 
 When is the end of a run?
 -------------------------
@@ -66,6 +69,7 @@ __all__ = [
     "LeakReport",
     "LeakWatch",
     "LeakedJob",
+    "LeakedResource",
     "UnretrievedException",
     "VirtualLeakError",
     "VirtualLeakWarning",
@@ -81,12 +85,13 @@ _CONCURRENT_DIR = os.path.dirname(os.path.dirname(asyncio.__file__)) + os.sep + 
 _LIBRARY_DIRS: Final = (_ASYNCIO_DIR, _SANSLOOP_DIR, _CONCURRENT_DIR)
 _NEVER_RETRIEVED: Final = " exception was never retrieved"
 _DESTROYED_PENDING: Final = "Task was destroyed but it is pending!"
-#: The report's sections: field, heading for one, heading for many.  Transports and
-#: servers left open will be two more.
+#: The report's sections: field, heading for one, heading for many.
 _SECTIONS: Final = (
     ("tasks", "pending task", "pending tasks"),
     ("executor_jobs", "executor job still running", "executor jobs still running"),
     ("unretrieved", "exception never retrieved", "exceptions never retrieved"),
+    ("transports", "transport left open", "transports left open"),
+    ("servers", "server left open", "servers left open"),
 )
 
 
@@ -106,6 +111,18 @@ class LeakedJob:
 
     def __str__(self) -> str:
         return f"executor job submitted at {self.where} is still running"
+
+
+@attrs.frozen
+class LeakedResource:
+    """A transport or server still open when its loop closed."""
+
+    #: What it is and where: ``_SelectorTransport 127.0.0.1:8080 -> 127.0.0.1:40000
+    #: (protocol StreamReaderProtocol)``.
+    description: str
+
+    def __str__(self) -> str:
+        return self.description
 
 
 @attrs.frozen
@@ -136,6 +153,8 @@ class LeakReport:
     tasks: tuple[WaitingTask, ...] = ()
     executor_jobs: tuple[LeakedJob, ...] = ()
     unretrieved: tuple[UnretrievedException, ...] = ()
+    transports: tuple[LeakedResource, ...] = ()
+    servers: tuple[LeakedResource, ...] = ()
 
     def __bool__(self) -> bool:
         return any(getattr(self, name) for name, _, _ in _SECTIONS)
@@ -278,6 +297,7 @@ class LeakWatch:
             tasks=captured.tasks + tuple(self._destroyed),
             unretrieved=self._all_unretrieved(),
         )
+        report = self._with_open_resources(report)
         if report:
             emit(report, self._mode())
 
@@ -286,7 +306,35 @@ class LeakWatch:
     def report(self) -> LeakReport:
         """The leaks now: pending tasks (but the caller's), jobs in flight, lost errors."""
         report = self._build(exclude=asyncio.current_task() if self._running() else None)
-        return attrs.evolve(report, tasks=report.tasks + tuple(self._destroyed))
+        report = attrs.evolve(report, tasks=report.tasks + tuple(self._destroyed))
+        return self._with_open_resources(report)
+
+    def _with_open_resources(self, report: LeakReport) -> LeakReport:
+        """Transports and servers of the loop not closed yet.
+
+        Read when the loop closes (or when asked), not when the report is captured: asyncio's
+        shutdown cancels the leftover tasks after that, and their ``async with`` blocks
+        close what they own.  The compat loop keeps both weakly (``_transports``,
+        ``_servers``); a transport already collected was warned about by its finaliser.
+        """
+        loop = self._loop()
+        if loop is None:
+            return report
+        transports = sorted(
+            _describe_transport(transport)
+            for transport in list(getattr(loop, "_transports", {}).values())
+            if not transport.is_closing()
+        )
+        servers = sorted(
+            _describe_server(server)
+            for server in list(getattr(loop, "_servers", ()))
+            if getattr(server, "_sockets", None) is not None
+        )
+        return attrs.evolve(
+            report,
+            transports=tuple(LeakedResource(text) for text in transports),
+            servers=tuple(LeakedResource(text) for text in servers),
+        )
 
     def _running(self) -> bool:
         loop = self._loop()
@@ -351,6 +399,26 @@ class LeakWatch:
             return False
         gathered = set(children)  # membership only, never iterated
         return all(task in gathered for task in pending)
+
+
+def _address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = f"[{address[0]}]" if ":" in str(address[0]) else str(address[0])
+        return f"{host}:{address[1]}"
+    return repr(address) if address not in (None, "", b"") else "?"
+
+
+def _describe_transport(transport: Any) -> str:
+    local = _address(transport.get_extra_info("sockname"))
+    peer = transport.get_extra_info("peername")
+    where = f"{local} -> {_address(peer)}" if peer is not None else f"on {local}"
+    protocol = type(transport.get_protocol()).__name__
+    return f"{type(transport).__name__} {where} (protocol {protocol})"
+
+
+def _describe_server(server: Any) -> str:
+    addresses = ", ".join(_address(sock.getsockname()) for sock in server.sockets)
+    return f"server on {addresses or '?'}"
 
 
 def emit(report: LeakReport, mode: LeakMode) -> None:

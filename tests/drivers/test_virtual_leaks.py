@@ -7,6 +7,7 @@ import concurrent.futures
 import gc
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -434,3 +435,67 @@ def test_the_warning_points_at_the_callers_line() -> None:
     assert record[0].lineno == _line_of(
         "the caller's line", test_the_warning_points_at_the_callers_line
     )
+
+
+# -- transports and servers left open -------------------------------------------------------
+
+_kept: list[Any] = []
+
+
+async def _leaves_a_connection_and_a_server() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _kept.append(writer)  # the handler returns; nobody closes its writer
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 8080)
+    _kept.append(server)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", 8080)
+    _kept.append(writer)
+    await asyncio.sleep(0.1)
+
+
+def test_transports_and_servers_left_open_are_reported() -> None:
+    clock = VirtualClock(leaks="raise")
+    try:
+        with pytest.raises(VirtualLeakError) as info:
+            _run(_leaves_a_connection_and_a_server(), clock)
+        report = info.value.report
+        assert [str(t) for t in report.transports] == [
+            "SocketTransport 127.0.0.1:32768 -> 127.0.0.1:8080 (protocol StreamReaderProtocol)",
+            "SocketTransport 127.0.0.1:8080 -> 127.0.0.1:32768 (protocol StreamReaderProtocol)",
+        ]
+        assert [str(s) for s in report.servers] == ["server on 127.0.0.1:8080"]
+        assert not report.tasks
+        assert "2 transports left open:" in str(report)
+        assert "1 server left open:" in str(report)
+    finally:
+        # Their loop is closed: they can only be dropped (their finalisers warn, as asyncio's
+        # do, and release the virtual sockets).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            _kept.clear()
+            gc.collect()
+
+
+def test_what_a_program_closes_is_no_leak() -> None:
+    async def main() -> None:
+        await _leaves_a_connection_and_a_server()
+        for kept in _kept:
+            kept.close()
+        _kept.clear()
+
+    clock = VirtualClock(leaks="raise")
+    _run(main(), clock)  # raises VirtualLeakError if anything is reported
+    assert not clock.leaks()
+
+
+def test_open_transports_show_in_a_report_taken_during_the_run() -> None:
+    async def main() -> LeakReport:
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 9000)
+        report = virtual_clock().leaks()
+        server.close()
+        await server.wait_closed()
+        assert not virtual_clock().leaks().servers
+        return report
+
+    report = sansloop.run(main(), driver="virtual")
+    assert [str(s) for s in report.servers] == ["server on 127.0.0.1:9000"]
