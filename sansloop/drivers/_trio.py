@@ -339,9 +339,10 @@ class TrioDriver:
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         if self._children is not None:
+            # First: the reaper lets go of its pidfd readers through us.
             self._children.close()
+        self._closed = True
         for table in (self._readers, self._writers):
             for direction in table.values():
                 direction.scope.cancel()

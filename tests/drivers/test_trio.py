@@ -1064,3 +1064,29 @@ def test_tls_inside_trio() -> None:
             return await st.run_aio(aio)
 
     assert _run(main, mock=False) == (b"t" * 100_000, (("DNS", "localhost"),))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no subprocesses on the trio driver there")
+@pytest.mark.usefixtures("no_fd_leak")
+def test_closing_a_hosted_loop_while_a_child_is_watched() -> None:
+    loop = sansloop.new_event_loop(driver="trio")
+    try:
+
+        async def start() -> asyncio.SubprocessTransport:
+            transport, _ = await loop.subprocess_exec(
+                asyncio.SubprocessProtocol,
+                sys.executable,
+                "-c",
+                "pass",
+                stdin=None,
+                stdout=None,
+                stderr=None,
+            )
+            return transport
+
+        transport = loop.run_until_complete(start())
+        transport.get_extra_info("subprocess").wait()  # the loop has not heard yet
+        transport.close()
+    finally:
+        loop.close()  # the reaper lets go of its watch first, then the driver closes
+    _no_children()
