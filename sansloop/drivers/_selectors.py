@@ -38,8 +38,6 @@ from ._selector_streams import ReadinessListener, ReadinessStream
 from ._signals import SignalRouter
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
-
     from sansloop.core import DatagramSink, PipeSink, StreamSink
 
     from ._contract import (
@@ -86,7 +84,7 @@ def _not_attached(handle: Callback) -> None:
     raise RuntimeError("the driver was never attached to a core (call attach() first)")
 
 
-class SelectorDriver:
+class SelectorDriver(ops.SocketOperations):
     """Waits on a selector; wakes through a socketpair; routes signals on Unix."""
 
     clock_resolution: float = time.get_clock_info("monotonic").resolution
@@ -259,46 +257,6 @@ class SelectorDriver:
         return old
 
     # -- socket operations ----------------------------------------------------------------
-
-    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
-        self._start(ops.Recv(fut, sock, nbytes))
-
-    def sock_recv_into(
-        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
-    ) -> None:
-        self._start(ops.RecvInto(fut, sock, buf))
-
-    def sock_recvfrom(
-        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
-    ) -> None:
-        self._start(ops.RecvFrom(fut, sock, bufsize))
-
-    def sock_recvfrom_into(
-        self,
-        fut: asyncio.Future[tuple[int, Any]],
-        sock: socket.socket,
-        buf: WriteableBuffer,
-        nbytes: int,
-    ) -> None:
-        self._start(ops.RecvFromInto(fut, sock, buf, nbytes))
-
-    def sock_sendall(
-        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
-    ) -> None:
-        self._start(ops.SendAll(fut, sock, data))
-
-    def sock_sendto(
-        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
-    ) -> None:
-        self._start(ops.SendTo(fut, sock, data, address))
-
-    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
-        self._start(ops.Connect(fut, sock, address))
-
-    def sock_accept(
-        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
-    ) -> None:
-        self._start(ops.Accept(fut, sock))
 
     def _start(self, op: ops.Op) -> None:
         fd = op.sock.fileno()

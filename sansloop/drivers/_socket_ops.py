@@ -28,6 +28,7 @@ __all__ = [
     "RecvInto",
     "SendAll",
     "SendTo",
+    "SocketOperations",
     "settle",
 ]
 
@@ -213,3 +214,51 @@ def settle(op: Op, first: bool) -> bool:
         fut.remove_done_callback(op.abandon)
     fut.set_result(result)
     return True
+
+
+class SocketOperations:
+    """A readiness driver's ``SocketDriver`` methods: each makes its :class:`Op` and hands it
+    to the driver's ``_start``, which tries it, queues it and watches the descriptor."""
+
+    def _start(self, op: Op) -> None:
+        raise NotImplementedError
+
+    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
+        self._start(Recv(fut, sock, nbytes))
+
+    def sock_recv_into(
+        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
+    ) -> None:
+        self._start(RecvInto(fut, sock, buf))
+
+    def sock_recvfrom(
+        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
+    ) -> None:
+        self._start(RecvFrom(fut, sock, bufsize))
+
+    def sock_recvfrom_into(
+        self,
+        fut: asyncio.Future[tuple[int, Any]],
+        sock: socket.socket,
+        buf: WriteableBuffer,
+        nbytes: int,
+    ) -> None:
+        self._start(RecvFromInto(fut, sock, buf, nbytes))
+
+    def sock_sendall(
+        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
+    ) -> None:
+        self._start(SendAll(fut, sock, data))
+
+    def sock_sendto(
+        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
+    ) -> None:
+        self._start(SendTo(fut, sock, data, address))
+
+    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
+        self._start(Connect(fut, sock, address))
+
+    def sock_accept(
+        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
+    ) -> None:
+        self._start(Accept(fut, sock))

@@ -64,8 +64,6 @@ from ._selector_pipes import ReadinessPipe
 from ._selector_streams import ReadinessListener, ReadinessStream
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
-
     from sansloop.core import DatagramSink, PipeSink, StreamSink
 
     from ._contract import (
@@ -206,7 +204,7 @@ class _PerfCounterClock(trio.abc.Clock):
         return deadline - _time.perf_counter()
 
 
-class TrioDriver:
+class TrioDriver(ops.SocketOperations):
     """The driver of an asyncio loop run by a trio task (see the module docstring).
 
     Two ways to use it:
@@ -647,46 +645,6 @@ class TrioDriver:
         self._wake()
 
     # -- socket operations ----------------------------------------------------------------
-
-    def sock_recv(self, fut: asyncio.Future[bytes], sock: socket.socket, nbytes: int) -> None:
-        self._start(ops.Recv(fut, sock, nbytes))
-
-    def sock_recv_into(
-        self, fut: asyncio.Future[int], sock: socket.socket, buf: WriteableBuffer
-    ) -> None:
-        self._start(ops.RecvInto(fut, sock, buf))
-
-    def sock_recvfrom(
-        self, fut: asyncio.Future[tuple[bytes, Any]], sock: socket.socket, bufsize: int
-    ) -> None:
-        self._start(ops.RecvFrom(fut, sock, bufsize))
-
-    def sock_recvfrom_into(
-        self,
-        fut: asyncio.Future[tuple[int, Any]],
-        sock: socket.socket,
-        buf: WriteableBuffer,
-        nbytes: int,
-    ) -> None:
-        self._start(ops.RecvFromInto(fut, sock, buf, nbytes))
-
-    def sock_sendall(
-        self, fut: asyncio.Future[None], sock: socket.socket, data: ReadableBuffer
-    ) -> None:
-        self._start(ops.SendAll(fut, sock, data))
-
-    def sock_sendto(
-        self, fut: asyncio.Future[int], sock: socket.socket, data: ReadableBuffer, address: Any
-    ) -> None:
-        self._start(ops.SendTo(fut, sock, data, address))
-
-    def sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: Any) -> None:
-        self._start(ops.Connect(fut, sock, address))
-
-    def sock_accept(
-        self, fut: asyncio.Future[tuple[socket.socket, Any]], sock: socket.socket
-    ) -> None:
-        self._start(ops.Accept(fut, sock))
 
     def _start(self, op: ops.Op) -> None:
         fd = op.sock.fileno()
