@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _fakes import Host
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -26,28 +26,6 @@ from sansloop.core import LOG_THRESHOLD_FOR_CONNLOST_WRITES, DatagramTransportCo
 
 PEER = ("10.0.0.1", 9)
 OTHER = ("10.0.0.2", 9)
-
-
-class Host:
-    """The loop, reduced to what a transport uses: call_soon runs when the test says."""
-
-    def __init__(self) -> None:
-        self.soon: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
-        self.errors: list[dict[str, Any]] = []
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        self.soon.append((callback, args))
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        self.errors.append(context)
-
-    def get_debug(self) -> bool:
-        return False
-
-    def run_soon(self) -> None:
-        while self.soon:
-            callback, args = self.soon.pop(0)
-            callback(*args)
 
 
 class Channel:

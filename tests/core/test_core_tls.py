@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+import _fakes
 import pytest
 import trustme
 from hypothesis import settings
@@ -43,32 +44,17 @@ class Timer:
         self.cancelled = True
 
 
-class Host:
+class Host(_fakes.Host):
     """The loop, reduced to what the layer uses; callbacks and timers run when the test says."""
 
     def __init__(self) -> None:
-        self.soon: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        super().__init__()
         self.timers: list[Timer] = []
-        self.errors: list[dict[str, Any]] = []
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        self.soon.append((callback, args))
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
         timer = Timer(self, delay, lambda: callback(*args))
         self.timers.append(timer)
         return timer
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        self.errors.append(context)
-
-    def get_debug(self) -> bool:
-        return False
-
-    def run_soon(self) -> None:
-        while self.soon:
-            callback, args = self.soon.pop(0)
-            callback(*args)
 
     def live_timers(self) -> list[Timer]:
         return [t for t in self.timers if not t.cancelled]
