@@ -136,6 +136,11 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._state = _CLOSED  # until the driver exists, so __del__ has nothing to close
         self._driver = _make_driver(driver)
         self._core = Scheduler(self._driver.clock_resolution)
+        # Before attaching: a driver may ask to observe callbacks (_observe_handles) then.
+        self._debug = False
+        self._runner: Callable[[Any], None] | None = None
+        # Told of every callback before it runs, if set (_observe_handles).
+        self._observer: Callable[[asyncio.Handle], None] | None = None
         self._driver.attach(self, self._core)
         self._state = _IDLE
         self._push_ready = self._core.push_ready
@@ -166,10 +171,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         # loop's thread only signal handlers and finalizers run then, and they must go
         # through the inbox so that a wait in progress is woken.
         self._polling = False
-        self._debug = False
         #: Open and not in debug mode: call_soon() may skip its checks.
         self._plain = False
-        self._runner: Callable[[Any], None] | None = None
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._exception_handler: ExceptionHandler | None = None
@@ -382,9 +385,34 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._polling = False
         core.run_ready(self._clock(), self._runner)
 
+    def _observe_handles(self, observer: Callable[[asyncio.Handle], None] | None) -> None:
+        """Call ``observer(handle)`` before each callback runs (None: stop).
+
+        For drivers that trace a run (the virtual driver's determinism check); unset, it
+        costs nothing, because the core then runs handles itself.
+        """
+        self._observer = observer
+        self._choose_runner()
+
+    def _choose_runner(self) -> None:
+        if self._debug:
+            self._runner = self._run_debug
+        elif self._observer is not None:
+            self._runner = self._run_observed
+        else:
+            self._runner = None
+
+    def _run_observed(self, handle: asyncio.Handle) -> None:
+        observer = self._observer
+        if observer is not None:
+            observer(handle)
+        handle._run()
+
     def _run_debug(self, handle: asyncio.Handle) -> None:
         """Run one callback, warning when it hogs the loop (debug mode)."""
         self._current_handle = handle
+        if self._observer is not None:
+            self._observer(handle)
         try:
             start = self.time()
             handle._run()
@@ -686,7 +714,7 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
-        self._runner = self._run_debug if enabled else None
+        self._choose_runner()
         self._plain = not enabled and self._state is not _CLOSED
         if self.is_running():
             self.call_soon_threadsafe(self._set_origin_tracking, enabled)

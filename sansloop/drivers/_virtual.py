@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import heapq
 import itertools
 import math
@@ -244,6 +245,7 @@ class VirtualClock:
     ) -> None:
         origin = _check_seconds(origin, "origin")
         self._network = VirtualNetwork(self._read_now_ns, seed)
+        self._network._on_trace_start = self._trace_callbacks
         if explore is True:
             explore = Exploration()
         #: What this clock perturbs from its seed (None: asyncio's order, unperturbed).
@@ -506,6 +508,18 @@ class VirtualClock:
         watch_anyio_threads()
         if self._clock_patch is not None:
             self._clock_patch.start(loop)
+        self._trace_callbacks(loop)
+
+    def _trace_callbacks(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """While the network records a trace, record every callback the loop runs too."""
+        if loop is None:
+            loop = self.loop
+        observe = getattr(loop, "_observe_handles", None)
+        if observe is not None and self._network.tracing:
+            observe(self._record_callback)
+
+    def _record_callback(self, handle: asyncio.Handle) -> None:
+        self._network.record("callback", _describe_callback(handle), None)
 
     def _detach(self) -> None:
         if self._clock_patch is not None:
@@ -643,6 +657,20 @@ class VirtualClock:
             reason += f"; the network holds {held} behind a partition (heal() would send it)"
         tasks = waiting_tasks(loop) if loop is not None else ()
         return VirtualDeadlock(self._now, reason, tasks)
+
+
+def _describe_callback(handle: asyncio.Handle) -> str:
+    """What a handle runs, the same in every run: ``step <coroutine>`` for a task's step or
+    wake-up (task names count tasks process-wide, so they are left out), else the
+    callback's qualified name."""
+    callback = handle._callback  # type: ignore[attr-defined]
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        return f"step {getattr(coro, '__qualname__', type(coro).__name__)}"
+    while isinstance(callback, functools.partial):
+        callback = callback.func
+    return str(getattr(callback, "__qualname__", type(callback).__name__))
 
 
 def _release_after(thread: threading.Thread, hold: TimeHold) -> None:

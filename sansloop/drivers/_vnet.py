@@ -224,6 +224,8 @@ class VirtualNetwork:
             None
         )
         self._trace: list[TraceEvent] | None = None
+        # The clock's hook: a trace that starts also records the loop's callbacks.
+        self._on_trace_start: Callable[[], None] | None = None
         #: Extra random delay (seconds, at most) added to every delivery when exploring.
         self.jitter = 0.0
         #: Whether ready sockets are reported in a random order (exploring).
@@ -502,8 +504,15 @@ class VirtualNetwork:
     # -- the trace ---------------------------------------------------------------------------
 
     def start_trace(self) -> None:
-        """Record every network event from now on (see :attr:`trace`)."""
+        """Record every network event (and, through the clock, every callback the loop
+        runs) from now on (see :attr:`trace`)."""
         self._trace = []
+        if self._on_trace_start is not None:
+            self._on_trace_start()
+
+    @property
+    def tracing(self) -> bool:
+        return self._trace is not None
 
     @property
     def trace(self) -> list[TraceEvent]:

@@ -82,8 +82,9 @@ def check_determinism(
     first event where the traces differ.  Returns the trace.
 
     The trace holds what the network did (connections, segments, datagrams, resets, each
-    at its virtual time), every jump of the clock, and the program's own
-    ``clock.mark(...)`` events, so code that depends on anything but the seed (real time,
+    at its virtual time), every jump of the clock, every callback the loop runs (a task's
+    step by its coroutine's name, else the callback's qualified name), and the program's
+    own ``clock.mark(...)`` events, so code that depends on anything but the seed (real time,
     ``id()``, hash order of objects, unseeded randomness, threads racing) shows up here.
     """
     from sansloop.drivers import VirtualClock

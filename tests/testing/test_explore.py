@@ -64,8 +64,46 @@ def test_same_seed_same_trace_and_a_nondeterministic_run_is_caught() -> None:
     async def unseeded() -> None:
         await asyncio.sleep(random.random())  # real randomness, outside the seed
 
-    with pytest.raises(NondeterminismError, match="seed=1 diverged from run 1 at event 0"):
+    # Event 0 is the main task's first step; the sleep's jump of the clock comes next.
+    with pytest.raises(NondeterminismError, match="seed=1 diverged from run 1 at event 1"):
         check_determinism(unseeded, seed=1)
+
+
+def test_the_trace_holds_every_callback_and_catches_an_order_that_changes() -> None:
+    """No network and no sleeps: only the order in which callbacks run differs."""
+
+    def first() -> None:
+        pass
+
+    def second() -> None:
+        pass
+
+    async def worker() -> None:
+        await asyncio.sleep(0)
+
+    async def fixed() -> None:
+        loop = asyncio.get_running_loop()
+        for callback in (first, second):
+            loop.call_soon(callback)
+        await asyncio.gather(worker(), worker())
+
+    trace = check_determinism(fixed)
+    callbacks = [event.source for event in trace if event.kind == "callback"]
+    here = "test_the_trace_holds_every_callback_and_catches_an_order_that_changes.<locals>"
+    assert callbacks[0].startswith("step ")  # the main task's first step
+    assert callbacks.index(f"{here}.first") < callbacks.index(f"{here}.second")
+    assert callbacks.count(f"step {here}.worker") >= 4
+
+    async def shuffled() -> None:
+        loop = asyncio.get_running_loop()
+        callbacks = [first, second] * 8
+        random.shuffle(callbacks)  # real randomness, outside the seed
+        for callback in callbacks:
+            loop.call_soon(callback)
+        await asyncio.sleep(0)
+
+    with pytest.raises(NondeterminismError, match="diverged from run 1"):
+        check_determinism(shuffled, runs=4)
 
 
 def test_timer_lateness_is_bounded_and_never_early() -> None:
