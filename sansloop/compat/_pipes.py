@@ -199,33 +199,33 @@ async def connect_read_pipe(
     self: EventLoop, protocol_factory: Callable[[], asyncio.BaseProtocol], pipe: Any
 ) -> tuple[asyncio.ReadTransport, asyncio.BaseProtocol]:
     """Connect the read end ``pipe`` (a file object) to a new protocol."""
-    protocol = protocol_factory()
-    waiter = self.create_future()
-    transport = ReadPipeTransport(self, pipe, protocol, waiter)
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
-    if self._debug:
-        logger.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
-    return transport, protocol
+    return await _connect(self, ReadPipeTransport, "Read", protocol_factory, pipe)
 
 
 async def connect_write_pipe(
     self: EventLoop, protocol_factory: Callable[[], asyncio.BaseProtocol], pipe: Any
 ) -> tuple[asyncio.WriteTransport, asyncio.BaseProtocol]:
     """Connect the write end ``pipe`` (a file object) to a new protocol."""
+    return await _connect(self, WritePipeTransport, "Write", protocol_factory, pipe)
+
+
+async def _connect(
+    loop: EventLoop,
+    transport_class: type[ReadPipeTransport | WritePipeTransport],
+    end: str,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    pipe: Any,
+) -> tuple[Any, asyncio.BaseProtocol]:
     protocol = protocol_factory()
-    waiter = self.create_future()
-    transport = WritePipeTransport(self, pipe, protocol, waiter)
+    waiter = loop.create_future()
+    transport = transport_class(loop, pipe, protocol, waiter)
     try:
         await waiter
     except BaseException:
         transport.close()
         raise
-    if self._debug:
-        logger.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
+    if loop._debug:
+        logger.debug("%s pipe %r connected: (%r, %r)", end, pipe.fileno(), transport, protocol)
     return transport, protocol
 
 

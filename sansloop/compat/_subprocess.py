@@ -447,16 +447,18 @@ async def subprocess_shell(
     if not shell:
         raise ValueError("shell must be True")
     _check_text_options(bufsize, text, encoding, errors)
-    protocol = protocol_factory()
-    debug_log = None
-    if self._debug:
-        # Not the arguments: they may hold secrets and be long (asyncio's rule).
-        debug_log = f"run shell command {cmd!r}"
-        _log_subprocess(debug_log, stdin, stdout, stderr)
-    transport = await _spawn(self, protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
-    if self._debug and debug_log is not None:
-        logger.info("%s: %r", debug_log, transport)
-    return transport, protocol
+    return await _start(
+        self,
+        protocol_factory,
+        cmd,
+        True,
+        f"run shell command {cmd!r}",
+        stdin,
+        stdout,
+        stderr,
+        bufsize,
+        kwargs,
+    )
 
 
 async def subprocess_exec(
@@ -481,17 +483,44 @@ async def subprocess_exec(
     if shell:
         raise ValueError("shell must be False")
     _check_text_options(bufsize, text, encoding, errors)
-    popen_args = (program, *args)
-    protocol = protocol_factory()
-    debug_log = None
-    if self._debug:
-        debug_log = f"execute program {program!r}"
-        _log_subprocess(debug_log, stdin, stdout, stderr)
-    transport = await _spawn(
-        self, protocol, popen_args, False, stdin, stdout, stderr, bufsize, **kwargs
+    return await _start(
+        self,
+        protocol_factory,
+        (program, *args),
+        False,
+        f"execute program {program!r}",
+        stdin,
+        stdout,
+        stderr,
+        bufsize,
+        kwargs,
     )
-    if self._debug and debug_log is not None:
-        logger.info("%s: %r", debug_log, transport)
+
+
+async def _start(
+    loop: EventLoop,
+    protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+    args: Any,
+    shell: bool,
+    description: str,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    bufsize: int,
+    kwargs: dict[str, Any],
+) -> tuple[SubprocessTransport, asyncio.SubprocessProtocol]:
+    """What subprocess_exec and subprocess_shell share once their arguments are checked.
+
+    In debug mode the log names the program or command, not the arguments: they may hold
+    secrets and be long (asyncio's rule).
+    """
+    protocol = protocol_factory()
+    debug = loop._debug
+    if debug:
+        _log_subprocess(description, stdin, stdout, stderr)
+    transport = await _spawn(loop, protocol, args, shell, stdin, stdout, stderr, bufsize, **kwargs)
+    if debug:
+        logger.info("%s: %r", description, transport)
     return transport, protocol
 
 
